@@ -1,0 +1,70 @@
+# telephonist: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(VENV)/bin
+TEL   := $(BIN)/telephonist
+DEMO  := demo/telephonist.toml
+PYTHON ?= python3
+
+.PHONY: setup system venv broker postgres run pbx-up pbx-down call test check fmt clean
+
+## setup: system packages (apt) + virtualenv with telephonist installed
+setup: system venv
+
+system:
+	@scripts/ensure-system.sh
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+broker:
+	@scripts/ensure-broker.sh
+
+postgres:
+	@scripts/ensure-postgres.sh
+
+## run: set up, start the sandbox PBX and a broker, serve the demo centre
+run: setup broker
+	$(TEL) --config $(DEMO) pbx up
+	@echo
+	@echo "  telephonist is starting. Place a test call to line 100 from another shell:"
+	@echo "      make call"
+	@echo "  (or any SIP phone / sipp to sip:100@127.0.0.1:15060, UDP, no registration)."
+	@echo "  Watch the events:  mosquitto_sub -v -t 'telephonist/#'"
+	@echo "  Health:            curl -s http://127.0.0.1:18080/healthz"
+	@echo "  Stop with Ctrl-C;  make pbx-down stops the PBX."
+	@echo
+	$(TEL) --config $(DEMO) serve
+
+pbx-up: venv
+	$(TEL) --config $(DEMO) pbx up
+
+pbx-down: venv
+	$(TEL) --config $(DEMO) pbx down
+
+## call: one real SIP call (sipp) to the demo line 100
+call:
+	sipp 127.0.0.1:15060 -sf tests/scenarios/sipp/call_hangup_by_pbx.xml -s 100 -m 1 -key caller 5550100 \
+	  -i 127.0.0.1 -p 25070 -mp 26070 -timeout 30s -timeout_error -nostdin -trace_err
+
+## test: the same set-up, then the whole suite (real Asterisk, sipp, Mosquitto, PostgreSQL)
+test: setup broker postgres
+	$(BIN)/pytest
+
+## check: lint, format check and types
+check: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

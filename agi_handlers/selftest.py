@@ -1,0 +1,31 @@
+"""``agi://.../selftest``: a FastAGI round trip that proves the dialplan reaches telephonist.
+
+Reads the channel name back from Asterisk, sets ``TELEPHONIST_SELFTEST=ok`` on the channel and
+records an ``agi/selftest`` event.
+"""
+
+from __future__ import annotations
+
+from agi_handlers.protocol import quote_arg
+from agi_handlers.server import AgiSession
+from core.storage import Store
+
+
+def selftest_route(store: Store):  # type: ignore[no-untyped-def]
+    async def route(session: AgiSession) -> None:
+        name = await session.command("GET VARIABLE " + quote_arg("CHANNEL(name)"))
+        setvar = await session.command(
+            "SET VARIABLE TELEPHONIST_SELFTEST " + quote_arg("ok")
+        )
+        async with store.unit_of_work() as uow:
+            uow.emit(
+                "agi",
+                "selftest",
+                {
+                    "channel": name.value,
+                    "uniqueid": session.env.get("agi_uniqueid", ""),
+                    "set_variable_ok": setvar.ok,
+                },
+            )
+
+    return route

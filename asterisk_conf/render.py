@@ -1,0 +1,116 @@
+"""Render the Asterisk configuration from the Jinja2 templates.
+
+Templates live in ``asterisk_conf/templates/<file>.conf.j2``. A telephony engineer can replace
+any of them by putting a file of the same name in ``templates_override_dir``. Undefined
+variables are errors (StrictUndefined), and every error names the template and line.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from core.centre import Centre
+from core.settings import Settings
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+CONFIG_FILES = tuple(sorted(p.name.removesuffix(".j2") for p in TEMPLATE_DIR.glob("*.conf.j2")))
+
+
+class RenderError(Exception):
+    """A template could not be rendered: the message names the template file and line."""
+
+
+@dataclass(frozen=True)
+class AsteriskPaths:
+    """Directories as Asterisk sees them (inside the chroot for the sandbox)."""
+
+    etc: str
+    modules: str = "/usr/lib/x86_64-linux-gnu/asterisk/modules"
+    lib: str = "/var/lib/asterisk"
+    spool: str = "/var/spool/asterisk"
+    run: str = "/var/run/asterisk"
+    log: str = "/var/log/asterisk"
+    cache: str = "/var/cache/asterisk"
+
+    @classmethod
+    def sandbox(cls, instance: str, modules: str) -> AsteriskPaths:
+        base = f"/var/lib/telephonist/{instance}"
+        return cls(
+            etc=f"/etc/telephonist/{instance}",
+            modules=modules,
+            lib=f"{base}/lib",
+            spool=f"{base}/spool",
+            run=f"{base}/run",
+            log=f"{base}/log",
+            cache=f"{base}/cache",
+        )
+
+
+def _environment(override_dir: Path | None) -> jinja2.Environment:
+    loaders: list[jinja2.BaseLoader] = []
+    if override_dir is not None:
+        if not override_dir.is_dir():
+            raise RenderError(f"templates_override_dir {override_dir}: not a folder")
+        loaders.append(jinja2.FileSystemLoader(str(override_dir)))
+    loaders.append(jinja2.FileSystemLoader(str(TEMPLATE_DIR)))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # noqa: S701 - Asterisk config, not HTML; values are validated
+    )
+
+
+def _template_line(exc: BaseException) -> tuple[str, int] | None:
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith(".j2") and frame.lineno is not None:
+            return frame.filename, frame.lineno
+    return None
+
+
+def render_all(
+    settings: Settings, centre: Centre, paths: AsteriskPaths
+) -> dict[str, str]:
+    """Render every template; returns ``{file name: text}``. Raises :class:`RenderError`."""
+    env = _environment(settings.templates_override_dir)
+    context = {
+        "settings": settings,
+        "centre": centre,
+        "paths": paths,
+        "bind_address": settings.pbx.bind_address,
+        "secrets": {"ami": settings.ami_secret, "ari": settings.ari_secret},
+    }
+    out: dict[str, str] = {}
+    for name in CONFIG_FILES:
+        try:
+            template = env.get_template(name + ".j2")
+            out[name] = template.render(context)
+        except jinja2.TemplateSyntaxError as exc:
+            where = exc.filename or name + ".j2"
+            raise RenderError(f"{where}:{exc.lineno}: template syntax error: {exc.message}") from None
+        except jinja2.UndefinedError as exc:
+            loc = _template_line(exc)
+            where = f"{loc[0]}:{loc[1]}" if loc else name + ".j2"
+            raise RenderError(f"{where}: {exc.message}") from None
+    return out
+
+
+def write_config(files: dict[str, str], out_dir: Path) -> list[Path]:
+    """Write rendered files into ``out_dir`` atomically (each file replaced whole)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files.items():
+        path = out_dir / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(text)
+        os.chmod(tmp, 0o640)
+        tmp.replace(path)
+        written.append(path)
+    return written

@@ -1,0 +1,49 @@
+"""Shared CLI plumbing: the ``--config`` option and turning known errors into clean exits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from asterisk_conf.render import RenderError
+from core.centre import Centre, CentreError, load_centre
+from core.settings import Settings, SettingsError, load_settings
+
+
+@dataclass
+class CliState:
+    config: Path | None = None
+    _settings: Settings | None = None
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            with errors():
+                self._settings = load_settings(self.config)
+        return self._settings
+
+    def centre(self) -> Centre:
+        with errors():
+            return load_centre(self.settings().centre_file)
+
+
+def state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, CliState)
+    return obj
+
+
+KNOWN_ERRORS: tuple[type[Exception], ...] = (SettingsError, CentreError, RenderError)
+
+
+@contextmanager
+def errors(*extra: type[Exception]) -> Iterator[None]:
+    """Print a known error as one clear message on stderr and exit 2."""
+    try:
+        yield
+    except (*KNOWN_ERRORS, *extra) as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None

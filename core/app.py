@@ -1,0 +1,94 @@
+"""``telephonist serve``: every controller of the centre in one TaskGroup.
+
+SIGINT/SIGTERM cancel the group; each component closes its connections on the way out, and the
+process exits 0. A component that crashes with an unexpected error brings the whole service
+down (non-zero exit) rather than leaving it half alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from agi_handlers.selftest import selftest_route
+from agi_handlers.server import AgiServer
+from core.ami import AmiClient
+from core.ari import AriClient
+from core.centre import Centre
+from core.events import OutboxPublisher
+from core.http import HttpEndpoint
+from core.settings import Settings
+from core.stasis import StasisDispatcher
+from core.storage import Store
+from ivr.demo import demo_route
+
+log = logging.getLogger("telephonist.serve")
+
+
+class Service:
+    """The wired service. Built from settings; ``run()`` until cancelled."""
+
+    def __init__(self, settings: Settings, centre: Centre) -> None:
+        self.settings = settings
+        self.centre = centre
+        pbx = settings.pbx
+        self.store = Store(
+            settings.database_url, topic_prefix=settings.mqtt.topic_prefix, node=settings.mqtt.node
+        )
+        self.ami = AmiClient(pbx.host, pbx.ami_port, pbx.ami_user, settings.ami_secret)
+        self.ari = AriClient(
+            pbx.host, pbx.ari_port, pbx.ari_user, settings.ari_secret, pbx.stasis_app
+        )
+        self.publisher = OutboxPublisher(self.store, settings.mqtt)
+        self.agi = AgiServer(
+            settings.agi.host, settings.agi.port, read_timeout=settings.agi.read_timeout
+        )
+        self.agi.route("selftest", selftest_route(self.store))
+        self.stasis = StasisDispatcher(self.ari, {"demo": demo_route(self.store)})
+        self.http = HttpEndpoint(
+            settings.http.host,
+            settings.http.port,
+            [self.ami.link, self.ari.link, self.publisher.link],
+        )
+
+    async def run(self) -> None:
+        await self.store.migrate()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.http.run(), name="http")
+                tg.create_task(self.agi.run(), name="fastagi")
+                tg.create_task(self.publisher.run(), name="mqtt-publisher")
+                tg.create_task(self.ami.run(), name="ami")
+                tg.create_task(self.ari.run(), name="ari")
+                tg.create_task(self.stasis.run(), name="stasis")
+        finally:
+            await self.store.close()
+
+
+async def serve(settings: Settings, centre: Centre) -> None:
+    """Run until SIGINT/SIGTERM."""
+    service = Service(settings, centre)
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    stopping = False
+
+    def _stop(signame: str) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            log.info("%s received: shutting down", signame)
+            main.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _stop, sig.name)
+    try:
+        await service.run()
+    except asyncio.CancelledError:
+        if not stopping:
+            raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")

@@ -1,0 +1,32 @@
+"""Prometheus metrics exported on ``/metrics``. One registry for the whole process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+REGISTRY = CollectorRegistry()
+
+CONNECTION_UP = Gauge(
+    "telephonist_connection_up",
+    "1 when the connection to the component is up",
+    ["component"],
+    registry=REGISTRY,
+)
+CALLS = Counter(
+    "telephonist_calls_total", "Calls taken by a Stasis route", ["route"], registry=REGISTRY
+)
+CALLS_ACTIVE = Gauge(
+    "telephonist_calls_active", "Calls currently inside telephonist", registry=REGISTRY
+)
+EVENTS_PUBLISHED = Counter(
+    "telephonist_events_published_total", "Outbox events delivered to MQTT", registry=REGISTRY
+)
+OUTBOX_PENDING = Gauge(
+    "telephonist_outbox_pending", "Outbox events waiting for the broker", registry=REGISTRY
+)
+AGI_SESSIONS = Counter(
+    "telephonist_agi_sessions_total",
+    "FastAGI connections by outcome",
+    ["outcome"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,48 @@
+"""Database tables (sqlmodel). Every change here needs an alembic migration in
+``core/migrations/versions`` (``make migration MSG=...``); the tests check they agree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(index: bool = False, nullable: bool = True) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), index=index, nullable=nullable)
+
+
+class Call(SQLModel, table=True):
+    """One call that reached telephonist (one Stasis channel)."""
+
+    __tablename__ = "calls"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: str = Field(index=True, unique=True, max_length=150)
+    line: str = Field(max_length=40)
+    route: str = Field(max_length=40)
+    caller_number: str = Field(default="", max_length=80)
+    caller_name: str = Field(default="", max_length=80)
+    dialed: str = Field(default="", max_length=80)
+    started_at: datetime = Field(default_factory=utcnow, sa_column=_ts(index=True, nullable=False))
+    answered_at: datetime | None = Field(default=None, sa_column=_ts())
+    ended_at: datetime | None = Field(default=None, sa_column=_ts())
+    outcome: str | None = Field(default=None, max_length=40)
+
+
+class OutboxEvent(SQLModel, table=True):
+    """An event to publish on MQTT, written in the same transaction as the change it reports.
+    ``id`` gives the delivery order; ``sent_at`` is set once the broker acknowledged it."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(max_length=255)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=_ts(index=True))

@@ -1,0 +1,293 @@
+"""One typed settings object, read once at start-up.
+
+Precedence, lowest first: built-in defaults, the TOML config file, ``TELEPHONIST_*``
+environment variables (nested keys with ``__``, e.g. ``TELEPHONIST_PBX__AMI_PORT=15038``),
+then explicit keyword overrides (tests use these).
+
+Secrets are never defaults: a secret left empty is generated once (alphanumeric, because a
+``&`` or ``#`` breaks the ARI event websocket) and kept in ``<data_dir>/secrets.toml``
+with mode 0600, so the rendered Asterisk config and the clients always agree.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "TELEPHONIST_"
+CONFIG_ENV = "TELEPHONIST_CONFIG"
+_config_file: ContextVar[Path | None] = ContextVar("telephonist_config_file", default=None)
+
+
+class SettingsError(Exception):
+    """A bad setting: the message names the key and where it came from."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Port = Field(ge=1, le=65535)
+
+
+class PbxSettings(_Section):
+    mode: Literal["sandbox", "external"] = "sandbox"
+    """``sandbox``: telephonist builds and runs its own Asterisk under chroot.
+    ``external``: connect to an existing Asterisk at ``host`` with the given ports/credentials."""
+    instance: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
+    host: str = "127.0.0.1"
+    """Where telephonist reaches Asterisk."""
+    bind_address: str = "127.0.0.1"
+    """Where the rendered Asterisk listens (AMI, HTTP/ARI, SIP). Loopback unless you must."""
+    manager_permit: str = "127.0.0.1/255.255.255.255"
+    """The only network allowed to log in to AMI."""
+    ami_port: int = Field(default=15038, ge=1, le=65535)
+    ari_port: int = Field(default=18088, ge=1, le=65535)
+    sip_port: int = Field(default=15060, ge=1, le=65535)
+    rtp_start: int = Field(default=30000, ge=1024, le=65535)
+    rtp_end: int = Field(default=30999, ge=1024, le=65535)
+    ami_user: str = Field(default="telephonist", pattern=r"^[A-Za-z0-9_-]+$")
+    ami_secret: SecretStr | None = None
+    ari_user: str = Field(default="telephonist", pattern=r"^[A-Za-z0-9_-]+$")
+    ari_secret: SecretStr | None = None
+    stasis_app: str = Field(default="telephonist", pattern=r"^[A-Za-z0-9_-]+$")
+    cache_dir: Path = Path("/var/cache/telephonist")
+    """Where the sandbox root filesystem is built once and reused (outside the repository)."""
+    boot_timeout: float = Field(default=90.0, gt=0)
+    debian_suite: str = "sid"
+
+
+class StorageSettings(_Section):
+    url: str | None = None
+    """SQLAlchemy URL. Empty: a SQLite file ``<data_dir>/telephonist.db``. PostgreSQL:
+    ``postgresql+asyncpg://user@host/db``."""
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    node: str = Field(default_factory=lambda: _safe_topic_word(socket.gethostname()))
+    """The ``<node>`` in ``telephonist/<node>/<domain>/<event>``."""
+    topic_prefix: str = "telephonist"
+    qos: Literal[0, 1, 2] = 1
+
+    @field_validator("node", "topic_prefix")
+    @classmethod
+    def _topic_word(cls, v: str) -> str:
+        if not v or any(c in v for c in "/+#") or not v.isprintable():
+            raise ValueError("must be one MQTT topic level (no '/', '+' or '#')")
+        return v
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=18080, ge=1, le=65535)
+
+
+class AgiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=14573, ge=1, le=65535)
+    read_timeout: float = Field(default=10.0, gt=0)
+    """A FastAGI client that sends nothing for this long is disconnected."""
+
+
+class Settings(BaseSettings):
+    """Everything telephonist reads at start-up. See README, "Settings reference"."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Path("var")
+    """Database, generated secrets, rendered config and logs live here."""
+    centre_file: Path | None = None
+    """The centre's definitions (entry lines, later queues, agents, menus). Empty: the demo."""
+    templates_override_dir: Path | None = None
+    """A folder whose ``*.conf.j2`` files replace the shipped templates of the same name."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    pbx: PbxSettings = Field(default_factory=PbxSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    agi: AgiSettings = Field(default_factory=AgiSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # -- derived values -------------------------------------------------------------------
+    @property
+    def database_url(self) -> str:
+        return self.storage.url or f"sqlite+aiosqlite:///{self.data_dir / 'telephonist.db'}"
+
+    @property
+    def ami_secret(self) -> str:
+        assert self.pbx.ami_secret is not None, "load_settings() fills secrets"
+        return self.pbx.ami_secret.get_secret_value()
+
+    @property
+    def ari_secret(self) -> str:
+        assert self.pbx.ari_secret is not None, "load_settings() fills secrets"
+        return self.pbx.ari_secret.get_secret_value()
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets replaced by ``'********'``."""
+        return _mask(self.model_dump(mode="json"))
+
+
+def _safe_topic_word(name: str) -> str:
+    word = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    return word or "node"
+
+
+def _mask(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {
+            k: ("********" if v is not None and ("secret" in k or "password" in k) else _mask(v))
+            for k, v in data.items()
+        }
+    return data
+
+
+def _env_key_to_path(key: str) -> str:
+    return key[len(ENV_PREFIX) :].lower().replace("__", ".")
+
+
+def _check_env_keys(environ: dict[str, str]) -> None:
+    """pydantic-settings ignores unknown variables; a typo must not pass silently."""
+    for key in environ:
+        if not key.startswith(ENV_PREFIX) or key == CONFIG_ENV:
+            continue
+        parts = _env_key_to_path(key).split(".")
+        model: type[BaseModel] = Settings
+        for i, part in enumerate(parts):
+            field = model.model_fields.get(part)
+            if field is None:
+                raise SettingsError(f"environment variable {key}: unknown setting '{part}'")
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                model = ann
+            elif i != len(parts) - 1:
+                raise SettingsError(f"environment variable {key}: '{part}' has no sub-keys")
+
+
+def _format_errors(err: ValidationError, config_file: Path | None) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        env = ENV_PREFIX + key.upper().replace(".", "__")
+        where = f"{config_file} or ${env}" if config_file else f"${env}"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown setting"
+        lines.append(f"setting '{key}' ({where}): {msg}; got {e.get('input')!r}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def _ensure_secrets(settings: Settings) -> Settings:
+    """Fill empty secrets from ``<data_dir>/secrets.toml``, generating them the first time."""
+    needed = {
+        "ami_secret": settings.pbx.ami_secret,
+        "ari_secret": settings.pbx.ari_secret,
+    }
+    if all(v is not None for v in needed.values()):
+        return settings
+    path = settings.data_dir / "secrets.toml"
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = {k: str(v) for k, v in tomllib.loads(path.read_text()).items()}
+    changed = False
+    for name, value in needed.items():
+        if value is None and name not in stored:
+            stored[name] = secrets.token_hex(16)  # alphanumeric on purpose (ARI websocket)
+            changed = True
+    if changed:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("# Generated by telephonist; the sandbox config and clients read these.\n")
+            for k, v in sorted(stored.items()):
+                fh.write(f'{k} = "{v}"\n')
+        tmp.replace(path)
+    pbx = settings.pbx.model_copy(
+        update={
+            name: SecretStr(stored[name])
+            for name, value in needed.items()
+            if value is None
+        }
+    )
+    return settings.model_copy(update={"pbx": pbx})
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read the settings: defaults, then ``config_file`` (or ``$TELEPHONIST_CONFIG``), then
+    the environment, then ``overrides``. Raises :class:`SettingsError` naming the bad key."""
+    if config_file is None and os.environ.get(CONFIG_ENV):
+        config_file = os.environ[CONFIG_ENV]
+    path = Path(config_file) if config_file is not None else None
+    if path is not None:
+        if not path.is_file():
+            raise SettingsError(f"config file {path}: not found")
+        try:
+            tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path}: not valid TOML: {exc}") from None
+    _check_env_keys(dict(os.environ))
+    token = _config_file.set(path)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_format_errors(exc, path)) from None
+    finally:
+        _config_file.reset(token)
+    base = path.parent if path is not None else Path.cwd()
+    updates: dict[str, Any] = {"data_dir": _absolute(settings.data_dir, base)}
+    if settings.centre_file is not None:
+        updates["centre_file"] = _absolute(settings.centre_file, base)
+    if settings.templates_override_dir is not None:
+        updates["templates_override_dir"] = _absolute(settings.templates_override_dir, base)
+    settings = settings.model_copy(update=updates)
+    if settings.pbx.rtp_end <= settings.pbx.rtp_start:
+        raise SettingsError("setting 'pbx.rtp_end': must be greater than pbx.rtp_start")
+    return _ensure_secrets(settings)
+
+
+def _absolute(p: Path, base: Path) -> Path:
+    return p if p.is_absolute() else (base / p).resolve()

@@ -1,0 +1,149 @@
+"""Storage: one async engine (SQLite by default, PostgreSQL by URL), migrations, and the
+unit of work that writes a state change and its outbox events in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from core.models import OutboxEvent, utcnow
+
+SCHEMA_VERSION = 1
+"""Version of the MQTT payload envelope (``schema`` in every event)."""
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StorageError(Exception):
+    pass
+
+
+def make_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+class UnitOfWork:
+    """A transaction: ``session`` for the state change, ``emit()`` for the events it causes."""
+
+    def __init__(self, session: AsyncSession, topic_prefix: str, node: str) -> None:
+        self.session = session
+        self._prefix = topic_prefix
+        self._node = node
+        self.emitted = 0
+
+    def emit(self, domain: str, name: str, data: dict[str, Any]) -> None:
+        """Queue the event ``<prefix>/<node>/<domain>/<name>`` in this transaction."""
+        envelope = {
+            "schema": SCHEMA_VERSION,
+            "event": f"{domain}.{name}",
+            "node": self._node,
+            "time": utcnow().isoformat(),
+            "data": data,
+        }
+        self.session.add(
+            OutboxEvent(
+                topic=f"{self._prefix}/{self._node}/{domain}/{name}",
+                payload=json.dumps(envelope, default=_json_default, separators=(",", ":")),
+            )
+        )
+        self.emitted += 1
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class Store:
+    def __init__(self, url: str, *, topic_prefix: str = "telephonist", node: str = "node") -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._prefix = topic_prefix
+        self._node = node
+        # One writer of outbox events at a time, so ids are committed in id order and the
+        # publisher never skips past an id whose transaction has not committed yet.
+        self._write_lock = asyncio.Lock()
+        self.outbox_changed = asyncio.Event()
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest migration (alembic ``upgrade head``)."""
+
+        def _upgrade(connection: Any) -> None:
+            cfg = alembic_config(self.url)
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """Commit the state change and its events together, or neither."""
+        async with self._write_lock, self.sessions() as session, session.begin():
+            uow = UnitOfWork(session, self._prefix, self._node)
+            yield uow
+        if uow.emitted:
+            self.outbox_changed.set()
+
+    async def pending_events(self, limit: int = 100) -> list[OutboxEvent]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(OutboxEvent)
+                .where(OutboxEvent.sent_at.is_(None))  # type: ignore[union-attr]
+                .order_by(OutboxEvent.id)  # type: ignore[arg-type]
+                .limit(limit)
+            )
+            return list(rows.scalars())
+
+    async def mark_sent(self, ids: list[int]) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id.in_(ids))  # type: ignore[union-attr]
+                .values(sent_at=utcnow())
+            )
+
+    async def count_pending(self) -> int:
+        async with self.sessions() as session:
+            result = await session.execute(
+                select(func.count()).where(OutboxEvent.sent_at.is_(None))  # type: ignore[union-attr]
+            )
+            return int(result.scalar_one())
