@@ -7,16 +7,14 @@ records an ``agi/selftest`` event.
 from __future__ import annotations
 
 from agi_handlers.protocol import quote_arg
-from agi_handlers.server import AgiSession
+from agi_handlers.server import AgiSession, Handler
 from core.storage import Store
 
 
-def selftest_route(store: Store):  # type: ignore[no-untyped-def]
+def selftest_route(store: Store) -> Handler:
     async def route(session: AgiSession) -> None:
         name = await session.command("GET VARIABLE " + quote_arg("CHANNEL(name)"))
-        setvar = await session.command(
-            "SET VARIABLE TELEPHONIST_SELFTEST " + quote_arg("ok")
-        )
+        setvar = await session.command("SET VARIABLE TELEPHONIST_SELFTEST " + quote_arg("ok"))
         async with store.unit_of_work() as uow:
             uow.emit(
                 "agi",

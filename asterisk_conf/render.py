@@ -64,7 +64,7 @@ def _environment(override_dir: Path | None) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,  # noqa: S701 - Asterisk config, not HTML; values are validated
+        autoescape=False,
     )
 
 
@@ -75,9 +75,7 @@ def _template_line(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
-def render_all(
-    settings: Settings, centre: Centre, paths: AsteriskPaths
-) -> dict[str, str]:
+def render_all(settings: Settings, centre: Centre, paths: AsteriskPaths) -> dict[str, str]:
     """Render every template; returns ``{file name: text}``. Raises :class:`RenderError`."""
     env = _environment(settings.templates_override_dir)
     context = {
@@ -94,7 +92,9 @@ def render_all(
             out[name] = template.render(context)
         except jinja2.TemplateSyntaxError as exc:
             where = exc.filename or name + ".j2"
-            raise RenderError(f"{where}:{exc.lineno}: template syntax error: {exc.message}") from None
+            raise RenderError(
+                f"{where}:{exc.lineno}: template syntax error: {exc.message}"
+            ) from None
         except jinja2.UndefinedError as exc:
             loc = _template_line(exc)
             where = f"{loc[0]}:{loc[1]}" if loc else name + ".j2"

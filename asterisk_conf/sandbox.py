@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class Sandbox:
         self.instance = pbx.instance
         self.pid_file = settings.data_dir / f"pbx-{self.instance}.pid"
         self.console_log = settings.data_dir / f"pbx-{self.instance}.console.log"
+        self._proc: subprocess.Popen[bytes] | None = None  # when started by this process
 
     # -- paths ----------------------------------------------------------------------------
     def paths(self) -> AsteriskPaths:
@@ -75,7 +77,7 @@ class Sandbox:
         return self.host_path(self.paths().log) / "full.log"
 
     # -- build ----------------------------------------------------------------------------
-    def ensure_rootfs(self, log: callable = print) -> None:  # type: ignore[valid-type]
+    def ensure_rootfs(self, log: Callable[[str], object] = print) -> None:
         """Build the root filesystem if it is not there yet (about 30 s, 340 MB)."""
         if (self.rootfs / READY_MARK).exists():
             return
@@ -97,7 +99,7 @@ class Sandbox:
             "mmdebstrap",
             "--variant=apt",
             # The reachable mirror copy may serve a sid Release file past its validity date.
-            "--aptopt=Acquire::Check-Valid-Until \"false\"",
+            '--aptopt=Acquire::Check-Valid-Until "false"',
             "--include=" + ",".join(PACKAGES),
             self.settings.pbx.debian_suite,
             str(tmp),
@@ -148,6 +150,8 @@ class Sandbox:
 
     # -- process --------------------------------------------------------------------------
     def _read_pid(self) -> int | None:
+        if self._proc is not None and self._proc.poll() is not None:
+            self._proc = None  # our child exited (or was killed): reaped by poll()
         try:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
@@ -174,7 +178,7 @@ class Sandbox:
                         ) from None
                     raise
 
-    async def up(self, log: callable = print) -> Status:  # type: ignore[valid-type]
+    async def up(self, log: Callable[[str], object] = print) -> Status:
         """Build if needed, render the config, start Asterisk and wait for FullyBooted.
         Idempotent: a running, booted instance gets its config re-rendered and reloaded."""
         self.ensure_rootfs(log)
@@ -197,6 +201,7 @@ class Sandbox:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives the CLI that started it
             )
+        self._proc = proc
         self.pid_file.write_text(f"{proc.pid}\n")
         deadline = time.monotonic() + self.settings.pbx.boot_timeout
         last = "no answer yet"
@@ -238,8 +243,18 @@ class Sandbox:
             _signal(pid, signal.SIGKILL)
             while _alive(pid):
                 await asyncio.sleep(0.1)
+        self._reap()
         self.pid_file.unlink(missing_ok=True)
         return True
+
+    def _reap(self) -> None:
+        """Collect our own child's exit status (no zombie, no ResourceWarning)."""
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            self._proc = None
 
     async def status(self) -> Status:
         pid = self._read_pid()
@@ -258,7 +273,9 @@ class Sandbox:
 
     def cli(self, command: str) -> str:
         """Run one Asterisk CLI command through the remote console of this instance."""
-        conf = "/" + str((self.host_path(self.paths().etc) / "asterisk.conf").relative_to(self.rootfs))
+        conf = "/" + str(
+            (self.host_path(self.paths().etc) / "asterisk.conf").relative_to(self.rootfs)
+        )
         proc = subprocess.run(
             ["chroot", str(self.rootfs), "/usr/sbin/asterisk", "-C", conf, "-rx", command],
             capture_output=True,

@@ -14,9 +14,7 @@ from cli import pbx
 from cli.common import CliState, errors, state
 from core.storage import Store
 
-app = typer.Typer(
-    help="telephonist: a contact-centre backend for Asterisk.", no_args_is_help=True
-)
+app = typer.Typer(help="telephonist: a contact-centre backend for Asterisk.", no_args_is_help=True)
 config_app = typer.Typer(help="Show the effective settings.")
 db_app = typer.Typer(help="Database schema.")
 app.add_typer(config_app, name="config")
@@ -73,3 +71,7 @@ def serve(ctx: typer.Context) -> None:
     logging.getLogger("aioari").setLevel(logging.WARNING)  # chatty at INFO
     with errors():
         asyncio.run(run_service(settings, centre))
+
+
+if __name__ == "__main__":
+    app()

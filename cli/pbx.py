@@ -52,7 +52,9 @@ def status(ctx: typer.Context) -> None:
         except (OSError, TimeoutError, AmiError) as exc:
             typer.echo(f"PBX (external {pbx.host}:{pbx.ami_port}) not reachable: {exc}")
             raise typer.Exit(1) from None
-        typer.echo(f"PBX (external {pbx.host}:{pbx.ami_port}) FullyBooted {booted.get('Uptime', '')}")
+        typer.echo(
+            f"PBX (external {pbx.host}:{pbx.ami_port}) FullyBooted {booted.get('Uptime', '')}"
+        )
         return
     st = asyncio.run(_sandbox(ctx).status())
     typer.echo(f"PBX {st}")

@@ -16,8 +16,8 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from panoramisk import Manager  # type: ignore[import-untyped]
-from panoramisk.message import Message  # type: ignore[import-untyped]
+from panoramisk import Manager
+from panoramisk.message import Message
 
 from core.backoff import Backoff
 from core.supervision import Link
@@ -60,7 +60,7 @@ def check_action(action: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-class _Manager(Manager):  # type: ignore[misc]
+class _Manager(Manager):
     """panoramisk's Manager with its own reconnect and event dispatch taken away."""
 
     def __init__(self, events: asyncio.Queue[Message], **config: Any) -> None:
@@ -74,8 +74,9 @@ class _Manager(Manager):  # type: ignore[misc]
 
     def connection_lost(self, exc: Any) -> None:
         self._connected = False
-        if self.pinger:
-            self.pinger.cancel()
+        pinger = getattr(self, "pinger", None)
+        if pinger is not None:
+            pinger.cancel()
             self.pinger = None
         if not self.lost.done():
             self.lost.set_result(exc)
@@ -201,9 +202,7 @@ class AmiClient:
 
     def _fail_pending(self, manager: _Manager) -> None:
         protocol = getattr(manager, "protocol", None)
-        pending = list(getattr(protocol, "responses", {}).values()) + list(
-            manager.awaiting_actions
-        )
+        pending = list(getattr(protocol, "responses", {}).values()) + list(manager.awaiting_actions)
         manager.awaiting_actions.clear()
         for action in pending:
             if not action.future.done():

@@ -16,9 +16,9 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aioari
 import aiohttp
-import aioari  # type: ignore[import-untyped]
-from aioswagger11.http_client import (  # type: ignore[import-untyped]
+from aioswagger11.http_client import (
     ApiKeyAuthenticator,
     AsynchronousHttpClient,
 )
@@ -65,7 +65,9 @@ class AriClient:
         """Run ``handler()`` after every (re)connect, once the Stasis app is registered."""
         self._on_connect.append(handler)
 
-    async def op(self, resource: str, operation: str, *, timeout: float = 10.0, **params: Any) -> Any:
+    async def op(
+        self, resource: str, operation: str, *, timeout: float = 10.0, **params: Any
+    ) -> Any:
         """Call one ARI operation, e.g. ``op("channels", "answer", channelId=...)``.
 
         Waits up to ``timeout`` for the link; raises :class:`AriError` on failure.

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.models import Call, utcnow
 from core.stasis import CallSession
@@ -32,7 +33,7 @@ async def record_start(store: Store, session: CallSession) -> Call:
 
 async def record_end(store: Store, channel_id: str, outcome: str) -> None:
     async with store.unit_of_work() as uow:
-        result = await uow.session.execute(select(Call).where(Call.channel_id == channel_id))
+        result = await uow.session.execute(select(Call).where(col(Call.channel_id) == channel_id))
         call = result.scalar_one_or_none()
         if call is None or call.ended_at is not None:
             return
@@ -43,7 +44,7 @@ async def record_end(store: Store, channel_id: str, outcome: str) -> None:
 
 async def mark_answered(store: Store, channel_id: str) -> None:
     async with store.unit_of_work() as uow:
-        result = await uow.session.execute(select(Call).where(Call.channel_id == channel_id))
+        result = await uow.session.execute(select(Call).where(col(Call.channel_id) == channel_id))
         call = result.scalar_one_or_none()
         if call is not None and call.answered_at is None:
             call.answered_at = utcnow()

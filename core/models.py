@@ -13,7 +13,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _ts(index: bool = False, nullable: bool = True) -> Column:  # type: ignore[type-arg]
+def _ts(index: bool = False, nullable: bool = True) -> Column:
     return Column(DateTime(timezone=True), index=index, nullable=nullable)
 
 

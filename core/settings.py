@@ -247,11 +247,7 @@ def _ensure_secrets(settings: Settings) -> Settings:
                 fh.write(f'{k} = "{v}"\n')
         tmp.replace(path)
     pbx = settings.pbx.model_copy(
-        update={
-            name: SecretStr(stored[name])
-            for name, value in needed.items()
-            if value is None
-        }
+        update={name: SecretStr(stored[name]) for name, value in needed.items() if value is None}
     )
     return settings.model_copy(update={"pbx": pbx})
 

@@ -14,7 +14,12 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from core.models import OutboxEvent, utcnow
 

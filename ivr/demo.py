@@ -7,11 +7,11 @@ database + outbox -> MQTT. The IVR menus replace it for real lines.
 from __future__ import annotations
 
 from core import calls
-from core.stasis import CallEnded, CallSession
+from core.stasis import CallEnded, CallSession, Route
 from core.storage import Store
 
 
-def demo_route(store: Store):  # type: ignore[no-untyped-def]
+def demo_route(store: Store) -> Route:
     async def route(session: CallSession) -> None:
         # Persist before we promise anything to the caller.
         await calls.record_start(store, session)

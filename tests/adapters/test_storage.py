@@ -1,0 +1,82 @@
+"""Storage on both backends: migrations, and the outbox written atomically with the change."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import select
+
+from core.models import Call, OutboxEvent
+from core.storage import Store
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        s = Store(f"sqlite+aiosqlite:///{tmp_path / 't.db'}", node="n1")
+        await s.migrate()
+        yield s
+        await s.close()
+        return
+    name = f"telephonist_test_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = await asyncpg.connect(PG_ADMIN)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN} (make test starts it): {exc}")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    s = Store(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", node="n1")
+    try:
+        await s.migrate()
+        yield s
+    finally:
+        await s.close()
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_migrate_is_idempotent(store: Store) -> None:
+    await store.migrate()
+    assert await store.count_pending() == 0
+
+
+async def test_change_and_event_commit_together(store: Store) -> None:
+    async with store.unit_of_work() as uow:
+        uow.session.add(Call(channel_id="c1", line="l", route="demo"))
+        uow.emit("calls", "started", {"channel_id": "c1"})
+    async with store.sessions() as s:
+        calls = (await s.execute(select(Call))).scalars().all()
+        events = (await s.execute(select(OutboxEvent))).scalars().all()
+    assert [c.channel_id for c in calls] == ["c1"]
+    assert [e.topic for e in events] == ["telephonist/n1/calls/started"]
+    assert store.outbox_changed.is_set()
+
+
+async def test_failure_rolls_back_both(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.unit_of_work() as uow:
+            uow.session.add(Call(channel_id="c2", line="l", route="demo"))
+            uow.emit("calls", "started", {"channel_id": "c2"})
+            await uow.session.flush()
+            raise RuntimeError("boom")
+    async with store.sessions() as s:
+        assert (await s.execute(select(Call))).scalars().all() == []
+    assert await store.count_pending() == 0
+
+
+async def test_pending_in_order_and_mark_sent(store: Store) -> None:
+    for i in range(5):
+        async with store.unit_of_work() as uow:
+            uow.emit("test", "tick", {"i": i})
+    pending = await store.pending_events()
+    ids = [e.id or 0 for e in pending]
+    assert ids == sorted(ids)
+    assert len(pending) == 5
+    await store.mark_sent([pending[0].id, pending[1].id])  # type: ignore[list-item]
+    rest = await store.pending_events()
+    assert [e.id for e in rest] == [e.id for e in pending[2:]]

@@ -1,0 +1,221 @@
+"""Real components for the scenario tests: a Mosquitto broker we can stop, the ``serve``
+process, sipp callers, and an MQTT collector. Nothing here is a stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+SIPP_DIR = Path(__file__).parent / "sipp"
+_sipp_ports = itertools.count(25100, 2)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+class Broker:
+    """A Mosquitto of our own on a test port, with persistence so that a persistent
+    subscriber's session survives a restart (what a CRM's subscriber would use)."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        if shutil.which("mosquitto") is None:
+            raise RuntimeError("mosquitto is not installed (make setup installs it)")
+        self.port = port
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            # Run as the invoking user (root in CI would otherwise drop to 'mosquitto', who
+            # cannot write the persistence file in the test's folder).
+            f"user {os.getenv('USER') or 'root'}\n"
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {workdir}/\nautosave_interval 1\n"
+            f"log_dest file {workdir}/mosquitto.log\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if port_open(self.port):
+            raise RuntimeError(f"port {self.port} is taken; the test broker cannot start")
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)])
+        deadline = time.monotonic() + 10
+        while not port_open(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto did not start on {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+class Serve:
+    """``telephonist serve`` as its own process, as an admin would run it."""
+
+    def __init__(self, config: Path, http_port: int, log: Path) -> None:
+        self.config, self.http_port, self.log_path = config, http_port, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait_healthy: bool = True) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TELEPHONIST_")}
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "--config", str(self.config), "serve"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=Path(__file__).parents[2],
+        )
+        if wait_healthy:
+            self.wait_healthy(30)
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.http_port}/healthz", timeout=1
+            ) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
+        except (OSError, ValueError):
+            return None
+
+    def wait_healthy(self, timeout: float) -> float:
+        """Wait until every link is up; return how long it took."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.tail()}")
+            h = self.health()
+            if h is not None and h["status"] == "ok":
+                return time.monotonic() - start
+            time.sleep(0.1)
+        raise AssertionError(f"serve not healthy after {timeout}s: {self.health()}\n{self.tail()}")
+
+    def stop(self) -> int:
+        """SIGTERM, as systemd would; returns the exit code."""
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("serve did not stop within 15 s of SIGTERM") from None
+        self.proc = None
+        self._log.close()
+        return code
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def sipp_call(
+    sip_port: int,
+    number: str,
+    caller: str,
+    *,
+    scenario: str = "call_hangup_by_pbx.xml",
+    calls: int = 1,
+    rate: float = 5,
+    timeout: int = 40,
+) -> subprocess.CompletedProcess[str]:
+    """Place real SIP calls with sipp; returns the finished process (check returncode)."""
+    if shutil.which("sipp") is None:
+        raise RuntimeError("sipp is not installed (make setup installs sip-tester)")
+    port = next(_sipp_ports)
+    cmd = [
+        "sipp",
+        f"127.0.0.1:{sip_port}",
+        "-sf",
+        str(SIPP_DIR / scenario),
+        "-s",
+        number,
+        "-key",
+        "caller",
+        caller,
+        "-m",
+        str(calls),
+        "-r",
+        str(rate),
+        "-l",
+        str(max(calls, 1)),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-mp",
+        str(port + 10000),
+        "-timeout",
+        f"{timeout}s",
+        "-timeout_error",
+        "-nostdin",
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 20, check=False)
+
+
+class Collector:
+    """Collects MQTT messages on ``topic`` with a persistent session (QoS 1), reconnecting
+    when the broker goes away, so nothing published while it is away is missed."""
+
+    def __init__(self, port: int, topic: str, client_id: str) -> None:
+        self.port, self.topic, self.client_id = port, topic, client_id
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.subscribed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Collector:
+        self._task = asyncio.create_task(self._run(), name=f"collector-{self.client_id}")
+        await asyncio.wait_for(self.subscribed.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    "127.0.0.1", self.port, identifier=self.client_id, clean_session=False
+                ) as client:
+                    await client.subscribe(self.topic, qos=1)
+                    self.subscribed.set()
+                    async for msg in client.messages:
+                        payload = msg.payload
+                        assert isinstance(payload, bytes | bytearray)
+                        self.messages.append((str(msg.topic), json.loads(payload)))
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.2)
+
+    async def wait_for(
+        self, predicate: Any, timeout: float = 15
+    ) -> list[tuple[str, dict[str, Any]]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [m for m in self.messages if predicate(m)]
+            if found:
+                return found
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no matching MQTT message in {timeout}s; got {self.messages}")

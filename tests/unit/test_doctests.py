@@ -1,0 +1,17 @@
+"""The pure parsers document themselves with doctests; run them here."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["agi_handlers.protocol", "core.ami", "core.backoff"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0
+    assert result.failed == 0
