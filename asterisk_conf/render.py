@@ -7,6 +7,8 @@ variables are errors (StrictUndefined), and every error names the template and l
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import traceback
 from dataclasses import dataclass
@@ -68,6 +70,12 @@ def _environment(override_dir: Path | None) -> jinja2.Environment:
     )
 
 
+def mailbox_pin(secret: str, box: str) -> str:
+    """A 6-digit voicemail PIN derived from the installation's secret (never a default)."""
+    digest = hmac.new(secret.encode(), f"mailbox:{box}".encode(), hashlib.sha256).digest()
+    return f"{int.from_bytes(digest[:8], 'big') % 1_000_000:06d}"
+
+
 def _template_line(exc: BaseException) -> tuple[str, int] | None:
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename.endswith(".j2") and frame.lineno is not None:
@@ -84,6 +92,7 @@ def render_all(settings: Settings, centre: Centre, paths: AsteriskPaths) -> dict
         "paths": paths,
         "bind_address": settings.pbx.bind_address,
         "secrets": {"ami": settings.ami_secret, "ari": settings.ari_secret},
+        "mailbox_pin": lambda box: mailbox_pin(settings.ami_secret, box),
     }
     out: dict[str, str] = {}
     for name in CONFIG_FILES:
