@@ -187,8 +187,12 @@ class Sandbox:
         if pid is not None:
             status = await self.status()
             if status.fully_booted:
-                self.cli("core reload")
-                return status
+                try:
+                    self.cli("core reload")
+                    return status
+                except SandboxError as exc:
+                    # e.g. the root filesystem was rebuilt under a running instance
+                    log(f"reload failed ({exc}); restarting the PBX")
             await self.down()
         self._check_ports()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,10 @@ from pathlib import Path
 import typer
 
 from asterisk_conf.render import RenderError
-from core.centre import Centre, CentreError, load_centre
+from core.centre import Centre
 from core.settings import Settings, SettingsError, load_settings
+from core.yamlfile import DefinitionError
+from ivr.definitions import Definitions, load_definitions
 
 
 @dataclass
@@ -25,9 +27,13 @@ class CliState:
                 self._settings = load_settings(self.config)
         return self._settings
 
-    def centre(self) -> Centre:
+    def definitions(self) -> Definitions:
         with errors():
-            return load_centre(self.settings().centre_file)
+            return load_definitions(self.settings())
+
+    def centre(self) -> Centre:
+        """The centre with the IVR entry lines added."""
+        return self.definitions().centre
 
 
 def state(ctx: typer.Context) -> CliState:
@@ -36,7 +42,7 @@ def state(ctx: typer.Context) -> CliState:
     return obj
 
 
-KNOWN_ERRORS: tuple[type[Exception], ...] = (SettingsError, CentreError, RenderError)
+KNOWN_ERRORS: tuple[type[Exception], ...] = (SettingsError, DefinitionError, RenderError)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from cli import pbx
+from cli import ivr, pbx
 from cli.common import CliState, errors, state
 from core.storage import Store
 
@@ -20,6 +20,7 @@ db_app = typer.Typer(help="Database schema.")
 app.add_typer(config_app, name="config")
 app.add_typer(pbx.app, name="pbx")
 app.add_typer(db_app, name="db")
+app.add_typer(ivr.app, name="ivr")
 
 
 @app.callback()
@@ -64,13 +65,14 @@ def serve(ctx: typer.Context) -> None:
     from core.app import serve as run_service
 
     st = state(ctx)
-    settings, centre = st.settings(), st.centre()
+    settings, definitions = st.settings(), st.definitions()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("aioari").setLevel(logging.WARNING)  # chatty at INFO
+    for chatty in ("aioari", "aioswagger11", "panoramisk"):  # their INFO/DEBUG is noise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     with errors():
-        asyncio.run(run_service(settings, centre))
+        asyncio.run(run_service(settings, definitions))
 
 
 if __name__ == "__main__":

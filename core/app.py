@@ -13,14 +13,16 @@ import signal
 
 from agi_handlers.selftest import selftest_route
 from agi_handlers.server import AgiServer
+from agi_handlers.vip import vip_lookup_route
 from core.ami import AmiClient
 from core.ari import AriClient
-from core.centre import Centre
 from core.events import OutboxPublisher
 from core.http import HttpEndpoint
 from core.settings import Settings
 from core.stasis import StasisDispatcher
 from core.storage import Store
+from ivr.controller import IvrController
+from ivr.definitions import Definitions
 from ivr.demo import demo_route
 
 log = logging.getLogger("telephonist.serve")
@@ -29,9 +31,10 @@ log = logging.getLogger("telephonist.serve")
 class Service:
     """The wired service. Built from settings; ``run()`` until cancelled."""
 
-    def __init__(self, settings: Settings, centre: Centre) -> None:
+    def __init__(self, settings: Settings, definitions: Definitions) -> None:
         self.settings = settings
-        self.centre = centre
+        self.centre = definitions.centre
+        self.registry = definitions.registry
         pbx = settings.pbx
         self.store = Store(
             settings.database_url, topic_prefix=settings.mqtt.topic_prefix, node=settings.mqtt.node
@@ -45,11 +48,17 @@ class Service:
             settings.agi.host, settings.agi.port, read_timeout=settings.agi.read_timeout
         )
         self.agi.route("selftest", selftest_route(self.store))
-        self.stasis = StasisDispatcher(self.ari, {"demo": demo_route(self.store)})
+        routes = {"demo": demo_route(self.store)}
+        if self.registry is not None:
+            ivr = IvrController(self.store, self.registry, self.centre)
+            routes |= {"ivr": ivr.start, "ivr-resume": ivr.resume}
+            self.agi.route("vip-lookup", vip_lookup_route(self.registry))
+        self.stasis = StasisDispatcher(self.ari, routes)
         self.http = HttpEndpoint(
             settings.http.host,
             settings.http.port,
             [self.ami.link, self.ari.link, self.publisher.link],
+            registry=self.registry,
         )
 
     async def run(self) -> None:
@@ -62,13 +71,15 @@ class Service:
                 tg.create_task(self.ami.run(), name="ami")
                 tg.create_task(self.ari.run(), name="ari")
                 tg.create_task(self.stasis.run(), name="stasis")
+                if self.registry is not None:
+                    tg.create_task(self.registry.watch(), name="ivr-watch")
         finally:
             await self.store.close()
 
 
-async def serve(settings: Settings, centre: Centre) -> None:
+async def serve(settings: Settings, definitions: Definitions) -> None:
     """Run until SIGINT/SIGTERM."""
-    service = Service(settings, centre)
+    service = Service(settings, definitions)
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None

@@ -1,5 +1,5 @@
-"""Loopback HTTP endpoint: ``/healthz`` (JSON, 200 when every link is up, else 503) and
-``/metrics`` (Prometheus text format)."""
+"""Loopback HTTP endpoint: ``/healthz`` (JSON, 200 when every link is up, else 503),
+``/metrics`` (Prometheus text format) and ``POST /ivr/reload``."""
 
 from __future__ import annotations
 
@@ -11,17 +11,40 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core import metrics
 from core.supervision import Link
+from ivr.loader import IvrError
+from ivr.registry import MenuRegistry
 
 log = logging.getLogger("telephonist.http")
 
 
 class HttpEndpoint:
-    def __init__(self, host: str, port: int, links: list[Link]) -> None:
+    def __init__(
+        self, host: str, port: int, links: list[Link], registry: MenuRegistry | None = None
+    ) -> None:
         self.host, self.port = host, port
         self.links = links
+        self.registry = registry
         self.app = web.Application()
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_post("/ivr/reload", self._ivr_reload)
+
+    async def _ivr_reload(self, _request: web.Request) -> web.Response:
+        """Reload the menus (``telephonist ivr reload``); 422 with the problems if refused."""
+        if self.registry is None:
+            return web.json_response({"error": "no menu file configured"}, status=404)
+        try:
+            menus = self.registry.reload()
+        except IvrError as exc:
+            return web.json_response(
+                {
+                    "error": "refused",
+                    "problems": exc.problems,
+                    "running": self.registry.current.version,
+                },
+                status=422,
+            )
+        return web.json_response({"version": menus.version, "source": menus.source})
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         components = {

@@ -46,3 +46,37 @@ class OutboxEvent(SQLModel, table=True):
     payload: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
+
+
+class IvrStep(SQLModel, table=True):
+    """One step of a caller's journey through the menus."""
+
+    __tablename__ = "ivr_steps"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: str = Field(index=True, max_length=150)
+    seq: int
+    at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    entry: str = Field(max_length=40)
+    menu: str = Field(default="", max_length=40)
+    event: str = Field(max_length=20)
+    digit: str = Field(default="", max_length=40)
+    detail: str = Field(default="", max_length=120)
+    version: int = 0
+
+
+class CallbackRequest(SQLModel, table=True):
+    """A caller asked to be called back (stored before they hear the confirmation)."""
+
+    __tablename__ = "callbacks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(index=True, max_length=32)
+    queue: str = Field(max_length=40)
+    source: str = Field(default="ivr", max_length=20)
+    channel_id: str = Field(default="", max_length=150)
+    line: str = Field(default="", max_length=40)
+    requested_at: datetime = Field(
+        default_factory=utcnow, sa_column=_ts(index=True, nullable=False)
+    )
+    state: str = Field(default="pending", index=True, max_length=20)

@@ -66,6 +66,8 @@ class PbxSettings(_Section):
     stasis_app: str = Field(default="telephonist", pattern=r"^[A-Za-z0-9_-]+$")
     cache_dir: Path = Path("/var/cache/telephonist")
     """Where the sandbox root filesystem is built once and reused (outside the repository)."""
+    sounds_dir: Path | None = None
+    """External mode: the Asterisk sounds folder for your language, to check prompt names."""
     boot_timeout: float = Field(default=90.0, gt=0)
     debian_suite: str = "sid"
 

@@ -37,6 +37,8 @@ class CallSession:
         self.args: list[str] = list(start.get("args", []))
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.ended = False
+        self.released = False
+        """True once the call was handed back to the dialplan (not to be hung up)."""
 
     @property
     def route(self) -> str:
@@ -85,8 +87,53 @@ class CallSession:
                     break
         return playback_id
 
+    async def set_var(self, name: str, value: str) -> None:
+        await self.ari.op(
+            "channels", "setChannelVar", channelId=self.id, variable=name, value=value
+        )
+
+    async def get_var(self, name: str) -> str:
+        try:
+            result = await self.ari.op(
+                "channels", "getChannelVar", channelId=self.id, variable=name
+            )
+        except AriError as exc:
+            if exc.status == 404:  # not set
+                return ""
+            raise
+        return str(result.get("value", "")) if isinstance(result, dict) else ""
+
+    async def continue_in_dialplan(self, context: str, extension: str, priority: int = 1) -> None:
+        """Hand the call back to the dialplan (it leaves Stasis; we no longer own it)."""
+        await self.ari.op(
+            "channels",
+            "continueInDialplan",
+            channelId=self.id,
+            context=context,
+            extension=extension,
+            priority=priority,
+        )
+        self.released = True
+
+    async def start_playback(self, media: list[str], language: str | None = None) -> str:
+        """Start playing (without waiting); returns the playback id (made here so that an
+        early PlaybackFinished can be matched)."""
+        playback_id = uuid.uuid4().hex
+        params: dict[str, Any] = {"media": ",".join(media), "playbackId": playback_id}
+        if language:
+            params["lang"] = language
+        await self.ari.op("channels", "play", channelId=self.id, **params)
+        return playback_id
+
+    async def stop_playback(self, playback_id: str) -> None:
+        try:
+            await self.ari.op("playbacks", "stop", playbackId=playback_id, timeout=5)
+        except AriError as exc:
+            if exc.status != 404:  # already finished
+                raise
+
     async def hangup(self) -> None:
-        if self.ended:
+        if self.ended or self.released:
             return
         try:
             await self.ari.op("channels", "hangup", channelId=self.id, timeout=5)

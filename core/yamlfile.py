@@ -81,7 +81,7 @@ def line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
 def load_raw(text: str, source: str) -> dict[str, Any]:
     """Parse YAML keeping line numbers; raises DefinitionError."""
     try:
-        raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}" if mark is not None else source

@@ -95,8 +95,10 @@ def check(
                 f"{where('entries', i, 'menu')}: entries.{i}.menu: unknown menu {entry.menu!r}"
             )
         check_action(entry.after_hours, ("entries", i, "after_hours"))
-    if config.vip_destination is not None:
-        check_action(config.vip_destination, ("vip_destination",))
+    for key in ("vip_destination", "vip_otherwise"):
+        action = getattr(config, key)
+        if action is not None:
+            check_action(action, (key,))
 
     for name, menu in menus.items():
         base = ("menus", name)
@@ -135,8 +137,9 @@ def _targets(menu: Menu) -> list[str]:
 def _reachable(config: IvrConfig) -> set[str]:
     seen: set[str] = set()
     todo = [e.menu for e in config.entries]
-    if config.vip_destination is not None and config.vip_destination.menu:
-        todo.append(config.vip_destination.menu)
+    for action in (config.vip_destination, config.vip_otherwise):
+        if action is not None and action.menu:
+            todo.append(action.menu)
     while todo:
         name = todo.pop()
         if name in seen or name not in config.menus:

@@ -284,7 +284,9 @@ class IvrConfig(_Def):
     vip_numbers: list[str] = Field(default_factory=list)
     """Callers the sample FastAGI route ``vip-lookup`` recognises."""
     vip_destination: Action | None = None
-    """Where ``vip-lookup`` sends a recognised caller (others go on to the entry's menu)."""
+    """Where ``vip-lookup`` sends a recognised caller."""
+    vip_otherwise: Action | None = None
+    """Where ``vip-lookup`` sends everybody else."""
 
     @field_validator("timezone")
     @classmethod

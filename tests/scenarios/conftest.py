@@ -5,8 +5,10 @@ with the reason; nothing is skipped."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -14,10 +16,10 @@ from sqlmodel import col
 
 from asterisk_conf.sandbox import Sandbox, SandboxError
 from core.ami import AmiClient
-from core.centre import load_centre
-from core.models import Call
+from core.models import Call, IvrStep
 from core.settings import Settings, load_settings
 from core.storage import Store
+from ivr.definitions import load_definitions
 from tests.scenarios.harness import Broker, Collector, Serve
 
 MQTT_PORT = 28830
@@ -30,12 +32,21 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def config_file(workdir: Path) -> Path:
+def centre_dir(workdir: Path) -> Path:
+    """A copy of tests/scenarios/centre: the reload test edits its menu file."""
+    target = workdir / "centre"
+    shutil.copytree(Path(__file__).parent / "centre", target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def config_file(workdir: Path, centre_dir: Path) -> Path:
     path = workdir / "telephonist.toml"
     path.write_text(
         f"""
 data_dir = "{workdir / "data"}"
-log_level = "INFO"
+centre_file = "{centre_dir / "centre.yaml"}"
+log_level = "DEBUG"
 [pbx]
 instance = "test"
 ami_port = 25038
@@ -74,7 +85,7 @@ def broker(workdir: Path) -> Iterator[Broker]:
 
 @pytest.fixture(scope="session")
 def pbx(settings: Settings) -> Iterator[Sandbox]:
-    sandbox = Sandbox(settings, load_centre(settings.centre_file))
+    sandbox = Sandbox(settings, load_definitions(settings).centre)
     try:
         asyncio.run(sandbox.up())
     except SandboxError as exc:
@@ -129,3 +140,53 @@ async def call_by_caller(store: Store, caller: str, timeout: float = 10) -> Call
 
 
 __all__ = ["Collector", "call_by_caller"]
+
+
+class AmiWatch:
+    """Every AMI event Asterisk sends, for asserting where a call really went."""
+
+    def __init__(self, ami: AmiClient) -> None:
+        self.events: list[dict[str, str]] = []
+        ami.on_event("*", lambda e: self.events.append(dict(e)))
+
+    async def wait_for(self, predicate: Any, timeout: float = 15, what: str = "") -> dict[str, str]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            for ev in self.events:
+                if predicate(ev):
+                    return ev
+            await asyncio.sleep(0.05)
+        names = sorted({e.get("Event", "") for e in self.events})
+        raise AssertionError(f"no AMI event {what} within {timeout}s (saw: {names})")
+
+
+@pytest.fixture
+async def ami_watch(ami: AmiClient) -> AmiWatch:
+    return AmiWatch(ami)
+
+
+async def journey(store: Store, caller: str, timeout: float = 15) -> tuple[Call, list[IvrStep]]:
+    """The caller's stored call (once routed or ended) and its IVR steps, in order."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        async with store.sessions() as s:
+            call = (
+                await s.execute(select(Call).where(col(Call.caller_number) == caller))
+            ).scalar_one_or_none()
+            if call is not None and call.ended_at is not None:
+                steps = (
+                    (
+                        await s.execute(
+                            select(IvrStep)
+                            .where(col(IvrStep.channel_id) == call.channel_id)
+                            .order_by(col(IvrStep.seq))
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                return call, list(steps)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no finished IVR call from {caller} within {timeout}s")

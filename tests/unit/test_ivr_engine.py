@@ -50,7 +50,12 @@ CONFIG = IvrConfig.model_validate(
             "sales": {"greeting": ["sales"], "options": {"1": {"queue": "sales"}, "*": "back"}},
             "order": {
                 "greeting": ["enter-order"],
-                "input": {"name": "order", "min_digits": 3, "max_digits": 6, "then": {"queue": "support"}},
+                "input": {
+                    "name": "order",
+                    "min_digits": 3,
+                    "max_digits": 6,
+                    "then": {"queue": "support"},
+                },
             },
         },
     }

@@ -1,0 +1,131 @@
+"""``telephonist ivr``: check, list, show and draw the menus; reload them in a running serve."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import typer
+
+from cli.common import errors, state
+from core.centre import load_centre
+from ivr.definitions import available_prompts
+from ivr.graph import to_dot, to_text
+from ivr.loader import IvrError, MenuSet, load_menus
+
+app = typer.Typer(help="IVR menus: check, list, show, graph, reload.")
+
+
+def _menus(ctx: typer.Context, file: Path | None = None) -> MenuSet:
+    settings = state(ctx).settings()
+    with errors():
+        centre = load_centre(settings.centre_file)
+        path = file or centre.ivr
+        if path is None:
+            typer.secho("error: the centre has no menu file (ivr: in the centre file)", err=True)
+            raise typer.Exit(2)
+        return load_menus(path, centre, available_prompts(settings))
+
+
+@app.command()
+def check(ctx: typer.Context, file: Path = typer.Argument(..., help="The menu file")) -> None:
+    """Check a menu file: every problem with file, line and field. Exit 1 if any."""
+    settings = state(ctx).settings()
+    with errors():
+        centre = load_centre(settings.centre_file)
+    prompts = available_prompts(settings)
+    try:
+        menus = load_menus(file, centre, prompts)
+    except IvrError as exc:
+        for problem in exc.problems:
+            typer.echo(problem)
+        typer.secho(f"{len(exc.problems)} problem(s) in {file}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    c = menus.config
+    typer.echo(f"{file}: OK ({len(c.entries)} entries, {len(c.menus)} menus)")
+    if prompts is None:
+        typer.echo("note: prompt files were not checked (sandbox not built, or set pbx.sounds_dir)")
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """The entries (numbers) and menus of the centre's menu file."""
+    c = _menus(ctx).config
+    typer.echo("entries:")
+    for e in c.entries:
+        hours = "always open" if e.hours is None else json.dumps(e.hours)
+        tz = e.timezone or c.timezone
+        typer.echo(f"  {e.number:>6}  {e.name:<20} -> menu {e.menu}  ({hours}, tz {tz})")
+    typer.echo("menus:")
+    for name, m in c.menus.items():
+        kind = f"input {m.input.name}" if m.input else "options " + "".join(sorted(m.options))
+        typer.echo(f"  {name:<20} {kind}")
+
+
+@app.command()
+def show(ctx: typer.Context, name: str) -> None:
+    """One menu, as its tree of options."""
+    c = _menus(ctx).config
+    if name not in c.menus:
+        typer.secho(f"error: no menu {name!r} (menus: {', '.join(c.menus)})", err=True)
+        raise typer.Exit(2)
+    typer.echo(to_text(c, name))
+
+
+@app.command()
+def graph(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A menu or an entry name"),
+    out: Path = typer.Option(None, "--out", "-o", help="Write a picture: .png, .svg or .dot"),
+) -> None:
+    """Draw the menu tree as text, and with --out as a Graphviz picture."""
+    c = _menus(ctx).config
+    entry = c.entry(name)
+    root = entry.menu if entry is not None else name
+    if root not in c.menus:
+        typer.secho(f"error: no menu or entry {name!r}", err=True)
+        raise typer.Exit(2)
+    typer.echo(to_text(c, root))
+    if out is None:
+        return
+    dot = to_dot(c, root)
+    fmt = out.suffix.lstrip(".").lower()
+    if fmt == "dot":
+        out.write_text(dot)
+    elif fmt in ("png", "svg"):
+        if shutil.which("dot") is None:
+            typer.secho(
+                "error: Graphviz 'dot' is not installed (apt-get install graphviz)", err=True
+            )
+            raise typer.Exit(2)
+        subprocess.run(["dot", f"-T{fmt}", "-o", str(out)], input=dot.encode(), check=True)
+    else:
+        typer.secho("error: --out must end in .png, .svg or .dot", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def reload(ctx: typer.Context) -> None:
+    """Make a running `serve` load the menu file again (calls in a menu finish on theirs)."""
+    s = state(ctx).settings()
+    url = f"http://{s.http.host}:{s.http.port}/ivr/reload"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10) as r:
+            body = json.loads(r.read())
+        typer.echo(f"menus reloaded: version {body['version']} from {body['source']}")
+    except urllib.error.HTTPError as exc:
+        body = json.loads(exc.read() or b"{}")
+        for problem in body.get("problems", []):
+            typer.echo(problem)
+        typer.secho(
+            f"refused: {body.get('error')}; still running version {body.get('running')}", err=True
+        )
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.secho(f"error: telephonist serve is not answering at {url}: {exc}", err=True)
+        raise typer.Exit(2) from None

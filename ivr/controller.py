@@ -1,0 +1,329 @@
+"""The IVR Stasis app: drives one :class:`IvrMachine` per call over ARI.
+
+Prompts are played with barge-in; digits come from ``ChannelDtmfReceived``; time-outs are the
+machine's ``Wait`` deadlines. Each step of the journey is stored (``ivr_steps``) and
+published (``telephonist/<node>/ivr/step``). When the machine routes the caller, validated
+values are set as ``TELEPHONIST_*`` channel variables and the call continues in the
+``[telephonist-dest]`` context of the dialplan (queue, extension, mailbox, outside number,
+FastAGI decision), or telephonist plays and hangs up, or takes a callback request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from core import calls
+from core.centre import Centre
+from core.models import CallbackRequest, IvrStep
+from core.stasis import CallEnded, CallSession
+from core.storage import Store
+from ivr.engine import (
+    Command,
+    Digit,
+    IvrMachine,
+    Play,
+    PlaybackDone,
+    Route,
+    Step,
+    StopPlayback,
+    Timeout,
+    Wait,
+)
+from ivr.loader import MenuSet
+from ivr.model import Action, Entry
+from ivr.registry import MenuRegistry
+
+log = logging.getLogger("telephonist.ivr")
+
+DTMF = frozenset("0123456789*#")
+DEST_CONTEXT = "telephonist-dest"
+_DEST = re.compile(r"^(menu|queue|voicemail|extension):([a-z0-9][a-z0-9_-]{0,39})$")
+
+
+def media(prompts: tuple[str, ...] | list[str]) -> list[str]:
+    return [f"sound:{p}" for p in prompts]
+
+
+class IvrController:
+    def __init__(
+        self,
+        store: Store,
+        registry: MenuRegistry,
+        centre: Centre,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.centre = centre
+        self.clock = clock
+        self.extensions = frozenset(e.number for e in centre.extensions)
+
+    # -- Stasis routes ----------------------------------------------------------------------
+    async def start(self, session: CallSession) -> None:
+        """Route ``ivr``: a caller dialled an IVR entry."""
+        menus = self.registry.current  # this call keeps this version to the end
+        entry = menus.config.entry(session.line)
+        await calls.record_start(self.store, session)
+        outcome = "error"
+        try:
+            await session.answer()
+            await calls.mark_answered(self.store, session.id)
+            if entry is None:
+                log.error("call %s: no IVR entry named %r", session.id, session.line)
+                await session.play("sound:ss-noservice")
+                return
+            machine = IvrMachine(menus.config, entry, self.extensions)
+            outcome = await self._drive(session, machine, machine.start(self.clock()), menus, entry)
+        except CallEnded:
+            outcome = "caller_hangup"
+        finally:
+            await calls.record_end(self.store, session.id, outcome)
+
+    async def resume(self, session: CallSession) -> None:
+        """Route ``ivr-resume``: back from a FastAGI decision (TELEPHONIST_DEST)."""
+        menus = self.registry.current
+        entry = menus.config.entry(session.line)
+        if entry is None:
+            return
+        dest = await session.get_var("TELEPHONIST_DEST")
+        machine = IvrMachine(menus.config, entry, self.extensions)
+        m = _DEST.match(dest)
+        steps: list[Command] = [Step("", "route", detail=f"agi decided {dest or '(nothing)'}")]
+        if m and m.group(1) == "menu" and m.group(2) in menus.config.menus:
+            cmds = steps + machine.enter(m.group(2))
+        elif m and m.group(1) != "menu":
+            action = Action.model_validate({m.group(1): m.group(2)})
+            cmds = [*steps, Route(action)]
+        else:
+            cmds = steps + machine.enter(entry.menu)
+        try:
+            await self._drive(session, machine, cmds, menus, entry)
+        except CallEnded:
+            pass
+
+    # -- the loop ---------------------------------------------------------------------------
+    async def _drive(
+        self,
+        session: CallSession,
+        machine: IvrMachine,
+        cmds: list[Command],
+        menus: MenuSet,
+        entry: Entry,
+    ) -> str:
+        loop = asyncio.get_running_loop()
+        playback: str | None = None
+        deadline: float | None = None
+        seq = 0
+        while True:
+            steps: list[Step] = []
+            route: Route | None = None
+            for cmd in cmds:
+                if isinstance(cmd, Play):
+                    playback = await session.start_playback(media(cmd.prompts), cmd.language)
+                    deadline = None
+                elif isinstance(cmd, StopPlayback):
+                    if playback is not None:
+                        await session.stop_playback(playback)
+                        playback = None
+                elif isinstance(cmd, Wait):
+                    deadline = loop.time() + cmd.seconds
+                elif isinstance(cmd, Step):
+                    steps.append(cmd)
+                elif isinstance(cmd, Route):
+                    route = cmd
+            if steps:
+                seq = await self._journal(session, entry, menus.version, steps, seq)
+            if route is not None:
+                await self._route(session, route, entry)
+                return "routed:" + route.action.describe()
+            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            try:
+                ev = await session.next_event(
+                    "ChannelDtmfReceived", "PlaybackFinished", timeout=timeout
+                )
+            except TimeoutError:
+                deadline = None
+                cmds = machine.handle(Timeout())
+                log.debug("call %s: time-out in %s -> %s", session.id, machine.menu_name, cmds)
+                continue
+            log.debug("call %s: %s (state %s, wait %s)", session.id, ev["type"], machine.state, timeout)
+            if ev["type"] == "ChannelDtmfReceived":
+                digit = str(ev.get("digit", ""))
+                cmds = machine.handle(Digit(digit)) if digit in DTMF else []
+            elif ev.get("playback", {}).get("id") == playback:
+                playback = None
+                cmds = machine.handle(PlaybackDone())
+            else:
+                cmds = []
+
+    async def _journal(
+        self, session: CallSession, entry: Entry, version: int, steps: list[Step], seq: int
+    ) -> int:
+        async with self.store.unit_of_work() as uow:
+            for step in steps:
+                seq += 1
+                row = IvrStep(
+                    channel_id=session.id,
+                    seq=seq,
+                    entry=entry.name,
+                    menu=step.menu,
+                    event=step.event,
+                    digit=step.digit,
+                    detail=step.detail,
+                    version=version,
+                )
+                uow.session.add(row)
+                uow.emit(
+                    "ivr",
+                    "step",
+                    {
+                        "channel_id": session.id,
+                        "seq": seq,
+                        "entry": entry.name,
+                        "menu": step.menu,
+                        "event": step.event,
+                        "digit": step.digit,
+                        "detail": step.detail,
+                        "version": version,
+                        "at": row.at,
+                    },
+                )
+        return seq
+
+    # -- destinations -----------------------------------------------------------------------
+    async def _route(self, session: CallSession, route: Route, entry: Entry) -> None:
+        action = route.action
+        for name, value in route.inputs.items():
+            # Digits the caller typed, kept with the call for the next step (agent screen).
+            await session.set_var(f"TELEPHONIST_INPUT_{name.upper()}", value)
+        kind = action.kind
+        if kind == "play":
+            await session.play(",".join(media(action.play or [])), timeout=60)
+            await session.hangup()
+        elif kind == "hangup":
+            await session.hangup()
+        elif kind == "queue":
+            await self._dest(session, "queue", TELEPHONIST_QUEUE=action.queue)
+        elif kind == "extension":
+            await self._dest(
+                session,
+                "extension",
+                TELEPHONIST_EXTEN=action.extension,
+                TELEPHONIST_RING_SECONDS="30",
+            )
+        elif kind == "voicemail":
+            await self._dest(session, "voicemail", TELEPHONIST_MAILBOX=action.voicemail)
+        elif kind == "transfer" and action.transfer is not None:
+            await self._dest(
+                session,
+                "outside",
+                TELEPHONIST_NUMBER=action.transfer.number,
+                TELEPHONIST_TRUNK=action.transfer.trunk,
+            )
+        elif kind == "agi":
+            await self._dest(
+                session,
+                "agi",
+                TELEPHONIST_AGI_ROUTE=action.agi,
+                TELEPHONIST_LINE=entry.name,
+                TELEPHONIST_LINE_NUMBER=entry.number,
+            )
+        elif kind == "callback" and action.callback is not None:
+            await self._callback(session, entry, action.callback.queue)
+
+    async def _dest(self, session: CallSession, exten: str, **variables: str | None) -> None:
+        for name, value in variables.items():
+            await session.set_var(name, value or "")
+        await session.continue_in_dialplan(DEST_CONTEXT, exten)
+
+    async def _callback(self, session: CallSession, entry: Entry, queue: str) -> None:
+        """Confirm the number to call, store the request, and only then confirm it."""
+        number = (
+            session.caller_number if re.fullmatch(r"\+?[0-9]{3,20}", session.caller_number) else ""
+        )
+        for _attempt in range(3):
+            if number:
+                prompt = [
+                    "sound:you-entered",
+                    f"digits:{number.lstrip('+')}",
+                    "sound:if-correct-press",
+                    "sound:digits/1",
+                ]
+                answer = await collect(session, prompt, max_digits=1, first_timeout=5)
+                if answer == "1":
+                    break
+            typed = await collect(
+                session,
+                ["sound:vm-enter-num-to-call", "sound:vm-then-pound"],
+                max_digits=20,
+                terminator="#",
+                first_timeout=8,
+            )
+            number = typed if re.fullmatch(r"[0-9]{3,20}", typed) else ""
+        else:
+            await session.play("sound:goodbye")
+            await session.hangup()
+            return
+        async with self.store.unit_of_work() as uow:
+            request = CallbackRequest(
+                number=number, queue=queue, channel_id=session.id, line=entry.name
+            )
+            uow.session.add(request)
+            await uow.session.flush()
+            uow.emit(
+                "callbacks",
+                "requested",
+                {
+                    "callback_id": request.id,
+                    "number": number,
+                    "queue": queue,
+                    "channel_id": session.id,
+                },
+            )
+        await session.play("sound:auth-thankyou")  # the promise, after the record exists
+        await session.hangup()
+
+
+async def collect(
+    session: CallSession,
+    prompts: list[str],
+    *,
+    max_digits: int,
+    terminator: str = "",
+    first_timeout: float = 5,
+    digit_timeout: float = 3,
+) -> str:
+    """Play ``prompts`` (barge-in) and collect up to ``max_digits`` digits."""
+    loop = asyncio.get_running_loop()
+    playback: str | None = await session.start_playback(prompts)
+    digits = ""
+    deadline: float | None = None
+    while True:
+        timeout = None if deadline is None else max(0.0, deadline - loop.time())
+        try:
+            ev = await session.next_event(
+                "ChannelDtmfReceived", "PlaybackFinished", timeout=timeout
+            )
+        except TimeoutError:
+            return digits
+        if ev["type"] == "PlaybackFinished":
+            if ev.get("playback", {}).get("id") == playback:
+                playback = None
+                deadline = loop.time() + (digit_timeout if digits else first_timeout)
+            continue
+        digit = str(ev.get("digit", ""))
+        if digit not in DTMF:
+            continue
+        if playback is not None:
+            await session.stop_playback(playback)
+            playback = None
+        if terminator and digit == terminator:
+            return digits
+        digits += digit
+        if len(digits) >= max_digits:
+            return digits
+        deadline = loop.time() + digit_timeout
