@@ -60,6 +60,9 @@ def _environment(override_dir: Path | None) -> jinja2.Environment:
             raise RenderError(f"templates_override_dir {override_dir}: not a folder")
         loaders.append(jinja2.FileSystemLoader(str(override_dir)))
     loaders.append(jinja2.FileSystemLoader(str(TEMPLATE_DIR)))
+    # An override can extend the shipped file instead of copying it:
+    #   {% include "shipped/extensions.conf.j2" %}  then its own contexts.
+    loaders.append(jinja2.PrefixLoader({"shipped": jinja2.FileSystemLoader(str(TEMPLATE_DIR))}))
     return jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,

@@ -129,3 +129,32 @@ def reload(ctx: typer.Context) -> None:
     except OSError as exc:
         typer.secho(f"error: telephonist serve is not answering at {url}: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+@app.command()
+def bench(
+    max_rate: int = typer.Option(400, help="Stop stepping at this many calls per second"),
+) -> None:
+    """Benchmark the IVR against the same menu in plain dialplan (sandbox PBX, sipp)."""
+    import asyncio
+
+    from asterisk_conf.sandbox import SandboxError
+    from ivr.bench import RATES, run
+
+    rates = tuple(r for r in RATES if r <= max_rate)
+    typer.echo("IVR benchmark: answer, prompt, one digit, prompt, hang up (sipp, RFC 4733)")
+    with errors(SandboxError, RuntimeError):
+        r = asyncio.run(run(out=typer.echo, rates=rates))
+    best = r["max_rate"]
+    typer.echo("")
+    typer.echo(
+        f"highest rate with zero failures: telephonist {best['telephonist']} calls/s, "
+        f"plain dialplan {best['dialplan']} calls/s, ratio {r['ratio']:.2f}"
+    )
+    t, d = r["telephonist_ms"], r["dialplan_ms"]
+    typer.echo(
+        f"digit -> next prompt at {r['latency_rate']} calls/s: "
+        f"telephonist p50 {t['p50']:.1f} ms p99 {t['p99']:.1f} ms (n={t['n']}); "
+        f"dialplan p50 {d['p50']:.1f} ms p99 {d['p99']:.1f} ms (n={d['n']})"
+    )
+    typer.echo(f"CPU seconds during the latency run: {r['cpu_seconds']}")

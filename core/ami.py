@@ -63,9 +63,9 @@ def check_action(action: Mapping[str, Any]) -> dict[str, str]:
 class _Manager(Manager):
     """panoramisk's Manager with its own reconnect and event dispatch taken away."""
 
-    def __init__(self, events: asyncio.Queue[Message], **config: Any) -> None:
+    def __init__(self, queue: asyncio.Queue[Message], **config: Any) -> None:
         super().__init__(**config)
-        self._events = events
+        self._events = queue
         self.lost: asyncio.Future[Any] = config["loop"].create_future()
 
     def dispatch(self, event: Message) -> list[str]:
@@ -95,11 +95,13 @@ class AmiClient:
         name: str = "ami",
         login_timeout: float = 5.0,
         backoff: Backoff | None = None,
+        events: str = "on",
     ) -> None:
         self.host, self.port = host, port
         self._username, self._secret = username, secret
         self.link = Link(name)
         self._login_timeout = login_timeout
+        self._event_mask = events
         self._backoff = backoff or Backoff(base=0.2, cap=5.0)
         self._manager: _Manager | None = None
         self._handlers: list[tuple[re.Pattern[str], EventHandler]] = []
@@ -108,6 +110,7 @@ class AmiClient:
 
     # -- public API -----------------------------------------------------------------------
     def on_event(self, pattern: str, handler: EventHandler) -> None:
+        # (Events outside the login's event mask never arrive: see ``events``.)
         """Call ``handler(message)`` for events whose name matches the glob ``pattern``."""
         import fnmatch
 
@@ -157,6 +160,7 @@ class AmiClient:
                 port=self.port,
                 username=self._username,
                 secret=self._secret,
+                events=self._event_mask,
                 loop=loop,
                 ping_delay=5,
                 ping_interval=5,

@@ -19,6 +19,7 @@ from core.ari import AriClient
 from core.events import OutboxPublisher
 from core.http import HttpEndpoint
 from core.settings import Settings
+from core.stasis import EVENTS as STASIS_EVENTS
 from core.stasis import StasisDispatcher
 from core.storage import Store
 from ivr.controller import IvrController
@@ -39,9 +40,22 @@ class Service:
         self.store = Store(
             settings.database_url, topic_prefix=settings.mqtt.topic_prefix, node=settings.mqtt.node
         )
-        self.ami = AmiClient(pbx.host, pbx.ami_port, pbx.ami_user, settings.ami_secret)
+        # Only the event classes the controllers follow: dialplan and DTMF events (one per
+        # dialplan step) would cost CPU under load for nothing.
+        self.ami = AmiClient(
+            pbx.host,
+            pbx.ami_port,
+            pbx.ami_user,
+            settings.ami_secret,
+            events="system,call,agent,user,reporting",
+        )
         self.ari = AriClient(
-            pbx.host, pbx.ari_port, pbx.ari_user, settings.ari_secret, pbx.stasis_app
+            pbx.host,
+            pbx.ari_port,
+            pbx.ari_user,
+            settings.ari_secret,
+            pbx.stasis_app,
+            allowed_events=STASIS_EVENTS,
         )
         self.publisher = OutboxPublisher(self.store, settings.mqtt)
         self.agi = AgiServer(

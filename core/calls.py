@@ -15,9 +15,10 @@ from core.stasis import CallSession
 from core.storage import Store
 
 
-async def record_start(store: Store, session: CallSession) -> Call:
+async def record_start(store: Store, session: CallSession, *, answered: bool = False) -> Call:
     async with store.unit_of_work() as uow:
         call = Call(
+            answered_at=utcnow() if answered else None,
             channel_id=session.id,
             line=session.line,
             route=session.route,
@@ -39,6 +40,19 @@ async def record_end(store: Store, channel_id: str, outcome: str) -> None:
             return
         call.ended_at = utcnow()
         call.outcome = outcome
+        uow.emit("calls", "ended", _public(call))
+
+
+async def set_outcome(store: Store, channel_id: str, outcome: str) -> None:
+    """Correct a call's outcome after it came back to telephonist (e.g. after a FastAGI
+    decision) and announce it again."""
+    async with store.unit_of_work() as uow:
+        result = await uow.session.execute(select(Call).where(col(Call.channel_id) == channel_id))
+        call = result.scalar_one_or_none()
+        if call is None:
+            return
+        call.outcome = outcome
+        call.ended_at = utcnow()
         uow.emit("calls", "ended", _public(call))
 
 

@@ -68,14 +68,21 @@ class OutboxPublisher:
                 except TimeoutError:
                     pass
                 continue
-            for ev in events:
-                assert ev.id is not None
-                payload = json.loads(ev.payload)
-                payload["seq"] = ev.id
-                await client.publish(
-                    ev.topic,
-                    json.dumps(payload, separators=(",", ":")),
-                    qos=self.settings.qos,
-                )
-                await self.store.mark_sent([ev.id])
-                metrics.EVENTS_PUBLISHED.inc()
+            sent: list[int] = []
+            try:
+                for ev in events:
+                    assert ev.id is not None
+                    payload = json.loads(ev.payload)
+                    payload["seq"] = ev.id
+                    await client.publish(
+                        ev.topic,
+                        json.dumps(payload, separators=(",", ":")),
+                        qos=self.settings.qos,
+                    )
+                    sent.append(ev.id)
+                    metrics.EVENTS_PUBLISHED.inc()
+            finally:
+                # One transaction per batch; what was acknowledged is marked even if the
+                # broker went away in the middle (the rest goes again: at least once).
+                if sent:
+                    await self.store.mark_sent(sent)

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core import metrics
 from core.supervision import Link
+from ivr.controller import LATENCY_SAMPLES
 from ivr.loader import IvrError
 from ivr.registry import MenuRegistry
 
@@ -28,6 +29,14 @@ class HttpEndpoint:
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_post("/ivr/reload", self._ivr_reload)
+        self.app.router.add_get("/ivr/latency", self._ivr_latency)
+
+    async def _ivr_latency(self, request: web.Request) -> web.Response:
+        """Recent digit-to-prompt latencies in ms; ``?reset=1`` empties the buffer."""
+        samples = [round(x * 1000, 2) for x in LATENCY_SAMPLES]
+        if request.query.get("reset"):
+            LATENCY_SAMPLES.clear()
+        return web.json_response({"ms": samples})
 
     async def _ivr_reload(self, _request: web.Request) -> web.Response:
         """Reload the menus (``telephonist ivr reload``); 422 with the problems if refused."""

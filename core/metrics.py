@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry()
 
@@ -28,5 +28,11 @@ AGI_SESSIONS = Counter(
     "telephonist_agi_sessions_total",
     "FastAGI connections by outcome",
     ["outcome"],
+    registry=REGISTRY,
+)
+IVR_DIGIT_TO_PROMPT = Histogram(
+    "telephonist_ivr_digit_to_prompt_seconds",
+    "From the caller's digit (Asterisk's timestamp) to the next prompt started",
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
     registry=REGISTRY,
 )

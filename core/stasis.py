@@ -22,6 +22,15 @@ log = logging.getLogger("telephonist.stasis")
 
 Route = Callable[["CallSession"], Awaitable[None]]
 
+EVENTS = (
+    "StasisStart",
+    "StasisEnd",
+    "ChannelDestroyed",
+    "ChannelDtmfReceived",
+    "PlaybackFinished",
+)
+"""The ARI events the dispatcher and the routes use (the app's event filter)."""
+
 
 class CallEnded(Exception):
     """The caller hung up (or the channel left Stasis) while the route waited."""
@@ -170,6 +179,10 @@ class StasisDispatcher:
                 session = self.sessions.get(channel_id) if channel_id else None
                 if session is not None:
                     session.events.put_nowait(event)
+                    if event["type"] == "StasisEnd":
+                        # The channel left the app (hung up, or went on in the dialplan); it
+                        # may come back at once (Stasis after an AGI) as a new session.
+                        del self.sessions[session.id]
 
     def _start(self, calls: asyncio.TaskGroup, event: dict[str, Any]) -> None:
         session = CallSession(self.ari, event)
@@ -194,7 +207,8 @@ class StasisDispatcher:
         except Exception:
             log.exception("call %s (%s): route failed", session.id, session.route)
         finally:
-            self.sessions.pop(session.id, None)
+            if self.sessions.get(session.id) is session:
+                del self.sessions[session.id]
             metrics.CALLS_ACTIVE.dec()
             try:
                 await session.hangup()

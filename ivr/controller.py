@@ -13,10 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from core import calls
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from core import calls, metrics
 from core.centre import Centre
 from core.models import CallbackRequest, IvrStep
 from core.stasis import CallEnded, CallSession
@@ -40,6 +45,25 @@ from ivr.registry import MenuRegistry
 log = logging.getLogger("telephonist.ivr")
 
 DTMF = frozenset("0123456789*#")
+LATENCY_SAMPLES: deque[float] = deque(maxlen=20_000)
+"""Recent digit-to-next-prompt latencies in seconds (``GET /ivr/latency``, the benchmark)."""
+
+
+def asterisk_time(value: str) -> float | None:
+    """Seconds since the epoch of an ARI event timestamp (``2026-11-22T08:34:02.362+0000``)."""
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def prompt_started(digit_at: float | None) -> None:
+    if digit_at is not None:
+        latency = max(0.0, time.time() - digit_at)
+        LATENCY_SAMPLES.append(latency)
+        metrics.IVR_DIGIT_TO_PROMPT.observe(latency)
+
+
 DEST_CONTEXT = "telephonist-dest"
 _DEST = re.compile(r"^(menu|queue|voicemail|extension):([a-z0-9][a-z0-9_-]{0,39})$")
 
@@ -67,11 +91,10 @@ class IvrController:
         """Route ``ivr``: a caller dialled an IVR entry."""
         menus = self.registry.current  # this call keeps this version to the end
         entry = menus.config.entry(session.line)
-        await calls.record_start(self.store, session)
         outcome = "error"
+        await session.answer()
+        await calls.record_start(self.store, session, answered=True)
         try:
-            await session.answer()
-            await calls.mark_answered(self.store, session.id)
             if entry is None:
                 log.error("call %s: no IVR entry named %r", session.id, session.line)
                 await session.play("sound:ss-noservice")
@@ -97,13 +120,24 @@ class IvrController:
             cmds = steps + machine.enter(m.group(2))
         elif m and m.group(1) != "menu":
             action = Action.model_validate({m.group(1): m.group(2)})
-            cmds = [*steps, Route(action)]
+            cmds = [*steps, Step("", "route", detail=action.describe()), Route(action)]
         else:
             cmds = steps + machine.enter(entry.menu)
+        outcome = "caller_hangup"
         try:
-            await self._drive(session, machine, cmds, menus, entry)
+            seq = await self._last_seq(session.id)
+            outcome = await self._drive(session, machine, cmds, menus, entry, seq)
         except CallEnded:
             pass
+        finally:
+            await calls.set_outcome(self.store, session.id, outcome)
+
+    async def _last_seq(self, channel_id: str) -> int:
+        async with self.store.sessions() as db:
+            result = await db.execute(
+                select(func.max(IvrStep.seq)).where(col(IvrStep.channel_id) == channel_id)
+            )
+            return int(result.scalar() or 0)
 
     # -- the loop ---------------------------------------------------------------------------
     async def _drive(
@@ -113,17 +147,20 @@ class IvrController:
         cmds: list[Command],
         menus: MenuSet,
         entry: Entry,
+        seq: int = 0,
     ) -> str:
         loop = asyncio.get_running_loop()
         playback: str | None = None
         deadline: float | None = None
-        seq = 0
+        digit_at: float | None = None
         while True:
             steps: list[Step] = []
             route: Route | None = None
             for cmd in cmds:
                 if isinstance(cmd, Play):
                     playback = await session.start_playback(media(cmd.prompts), cmd.language)
+                    prompt_started(digit_at)
+                    digit_at = None
                     deadline = None
                 elif isinstance(cmd, StopPlayback):
                     if playback is not None:
@@ -138,7 +175,7 @@ class IvrController:
             if steps:
                 seq = await self._journal(session, entry, menus.version, steps, seq)
             if route is not None:
-                await self._route(session, route, entry)
+                await self._route(session, route, entry, digit_at)
                 return "routed:" + route.action.describe()
             timeout = None if deadline is None else max(0.0, deadline - loop.time())
             try:
@@ -150,10 +187,13 @@ class IvrController:
                 cmds = machine.handle(Timeout())
                 log.debug("call %s: time-out in %s -> %s", session.id, machine.menu_name, cmds)
                 continue
-            log.debug("call %s: %s (state %s, wait %s)", session.id, ev["type"], machine.state, timeout)
+            log.debug(
+                "call %s: %s (state %s, wait %s)", session.id, ev["type"], machine.state, timeout
+            )
             if ev["type"] == "ChannelDtmfReceived":
                 digit = str(ev.get("digit", ""))
                 cmds = machine.handle(Digit(digit)) if digit in DTMF else []
+                digit_at = asterisk_time(str(ev.get("timestamp", "")))
             elif ev.get("playback", {}).get("id") == playback:
                 playback = None
                 cmds = machine.handle(PlaybackDone())
@@ -195,14 +235,21 @@ class IvrController:
         return seq
 
     # -- destinations -----------------------------------------------------------------------
-    async def _route(self, session: CallSession, route: Route, entry: Entry) -> None:
+    async def _route(
+        self, session: CallSession, route: Route, entry: Entry, digit_at: float | None = None
+    ) -> None:
         action = route.action
         for name, value in route.inputs.items():
             # Digits the caller typed, kept with the call for the next step (agent screen).
             await session.set_var(f"TELEPHONIST_INPUT_{name.upper()}", value)
         kind = action.kind
         if kind == "play":
-            await session.play(",".join(media(action.play or [])), timeout=60)
+            playback = await session.start_playback(media(action.play or []))
+            prompt_started(digit_at)
+            while (await session.next_event("PlaybackFinished", timeout=60))["playback"][
+                "id"
+            ] != playback:
+                pass
             await session.hangup()
         elif kind == "hangup":
             await session.hangup()

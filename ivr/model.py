@@ -291,7 +291,7 @@ class IvrConfig(_Def):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        return Entry._tz(v) or v  # type: ignore[operator]
+        return Entry._tz(v) or v
 
     @field_validator("menus", mode="before")
     @classmethod

@@ -49,6 +49,7 @@ centre_file = "{centre_dir / "centre.yaml"}"
 log_level = "DEBUG"
 [pbx]
 instance = "test"
+verbose = 3
 ami_port = 25038
 ari_port = 28088
 sip_port = 25060

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.models import CallbackRequest
+from core.models import CallbackRequest, IvrStep
 from core.settings import Settings
 from core.storage import Store
 from tests.scenarios.conftest import AmiWatch, journey
@@ -36,11 +36,11 @@ async def dial(
     assert proc.returncode == 0, f"sipp failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
 
 
-def events_of(steps: list, kind: str) -> list:  # type: ignore[type-arg]
+def events_of(steps: list, kind: str) -> list:
     return [s for s in steps if s.event == kind]
 
 
-def joined(queue: str, caller: str):  # type: ignore[no-untyped-def]
+def joined(queue: str, caller: str):
     return lambda e: (
         e.get("Event") == "QueueCallerJoin"
         and e.get("Queue") == queue
@@ -215,10 +215,27 @@ async def test_fastagi_decides_the_route(
     await ami_watch.wait_for(joined("vip", "5557777"), what="QueueCallerJoin vip")
     await dial(settings, tmp_path, "202", "5560012", [(2500, "2")], hold_ms=3000)  # not a VIP
     await ami_watch.wait_for(joined("support", "5560012"), what="QueueCallerJoin support")
-    agi = await ami_watch.wait_for(
-        lambda e: e.get("Event") == "AGIExecStart" and e.get("CallerIDNum") == "5560012", what="AGI"
-    )
-    assert "TELEPHONIST_DEST" in agi["Command"]
+    # The FastAGI route's answer, as the IVR recorded it when the call came back.
+    call, vip = await journey(store, "5557777")
+    assert [(s.seq, s.detail) for s in vip if s.event == "route"] == [
+        (4, "agi:vip-lookup"),
+        (5, "agi decided queue:vip"),
+        (6, "queue:vip"),
+    ]
+    assert call.outcome == "routed:queue:vip"
+    async with store.sessions() as db:
+        resumed = (
+            (
+                await db.execute(
+                    select(IvrStep)
+                    .where(col(IvrStep.detail).like("agi decided%"))
+                    .order_by(col(IvrStep.id))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [r.detail for r in resumed][-2:] == ["agi decided queue:vip", "agi decided menu:main"]
 
 
 async def test_callback_request_is_stored(
@@ -269,7 +286,8 @@ async def test_reload_while_a_call_is_inside(
     _, old = await journey(store, "5560020")
     _, new = await journey(store, "5560021")
     assert {s.version for s in old} == {min(s.version for s in old)}
-    assert min(s.version for s in new) == max(s.version for s in old) + 1
+    # (the file watcher and the explicit reload may each have made a version)
+    assert min(s.version for s in new) > max(s.version for s in old)
 
 
 async def test_invalid_menu_file_is_refused_and_running_version_stays(

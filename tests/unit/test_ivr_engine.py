@@ -69,7 +69,7 @@ def machine(entry: str = "main-line", exts: frozenset[str] = frozenset({"1001"})
     return IvrMachine(CONFIG, e, exts)
 
 
-def routes(cmds: list) -> list[str]:  # type: ignore[type-arg]
+def routes(cmds: list) -> list[str]:
     return [c.action.describe() for c in cmds if isinstance(c, Route)]
 
 

@@ -102,3 +102,13 @@ def test_pbx_render_broken_template_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--config", str(cfg), "pbx", "render", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "http.conf.j2:1" in result.output and "nothing_here" in result.output
+
+
+def test_override_can_extend_the_shipped_template(tmp_path: Path) -> None:
+    override = tmp_path / "override"
+    override.mkdir()
+    (override / "extensions.conf.j2").write_text(
+        '{% include "shipped/extensions.conf.j2" %}\n[my-context]\nexten => 1,1,Hangup()\n'
+    )
+    ext = render(tmp_path, templates_override_dir=override)["extensions.conf"]
+    assert "[from-callers]" in ext and ext.rstrip().endswith("exten => 1,1,Hangup()")
