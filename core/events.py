@@ -24,11 +24,14 @@ from core.supervision import Link
 
 
 class OutboxPublisher:
-    def __init__(self, store: Store, mqtt: MqttSettings, *, batch: int = 100) -> None:
+    def __init__(
+        self, store: Store, mqtt: MqttSettings, *, batch: int = 200, coalesce: float = 0.02
+    ) -> None:
         self.store = store
         self.settings = mqtt
         self.link = Link("mqtt")
         self._batch = batch
+        self.coalesce = coalesce
         self._backoff = Backoff(base=0.2, cap=3.0)
 
     def _client(self) -> aiomqtt.Client:
@@ -66,7 +69,10 @@ class OutboxPublisher:
                     async with asyncio.timeout(1.0):
                         await self.store.outbox_changed.wait()
                 except TimeoutError:
-                    pass
+                    continue
+                # Let a burst gather: under load a batch per 20 ms costs far less than a
+                # query and an update per event (measured with make bench-ivr).
+                await asyncio.sleep(self.coalesce)
                 continue
             sent: list[int] = []
             try:

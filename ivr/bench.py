@@ -38,8 +38,8 @@ from core.simcall import dtmf_pcap
 from core.storage import Store
 from ivr.definitions import load_definitions
 
-RATES = (10, 20, 40, 60, 80, 100, 130, 160, 200, 250, 300, 350, 400)
-STEP_SECONDS = 4
+RATES = (10, 20, 30, 40, 50, 60, 80, 100, 130, 160, 200, 250, 300, 350, 400)
+STEP_SECONDS = 10  # long enough that a backlog cannot drain inside a step
 
 CENTRE = """\
 name: bench
@@ -221,10 +221,12 @@ async def run(out: Any = print, rates: tuple[int, ...] = RATES) -> dict[str, Any
     # and stopped instead of blocking the ports.
     work = Path(tempfile.gettempdir()) / "telephonist-bench-ivr"
     config = _config(work)
+    stale: Settings = load_settings(config)
+    await Sandbox(stale, load_definitions(stale).centre).down()  # left by an interrupted run
+    shutil.rmtree(work / "data", ignore_errors=True)  # counts are per run
     settings: Settings = load_settings(config)
     definitions = load_definitions(settings)
     sandbox = Sandbox(settings, definitions.centre)
-    await sandbox.down()
     pcap = dtmf_pcap(work / "one.pcap", "1", seq=100, timestamp=32000)
     scenario = work / "bench.xml"
     scenario.write_text(SCENARIO.replace("{pcap}", str(pcap)))
