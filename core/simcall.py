@@ -1,6 +1,6 @@
-"""Simulated callers' keypresses: real RFC 4733 telephone events for sipp.
+"""Simulated callers for sipp: scenarios that dial, press real RFC 4733 keys and hang up.
 
-Used by the scenario tests, the IVR benchmark and anything else that has sipp press keys.
+Used by the scenario tests, the IVR benchmark and anything else that has sipp call in.
 """
 
 from __future__ import annotations
@@ -47,4 +47,125 @@ def dtmf_pcap(path: Path, digit: str, seq: int, timestamp: int, ssrc: int = 0x7E
         usec = 20_000 * min(n, 8) + n
         out.append(struct.pack("<IIII", 1_000_000, usec, len(frame), len(frame)) + frame)
     path.write_bytes(b"".join(out))
+    return path
+
+
+_INVITE = """
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "sipp" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: sip:[caller]@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "sipp" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: sip:[caller]@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+_END = """
+  <recv request="BYE" timeout="{hold}" ontimeout="caller_bye"/>
+  <send next="end">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <label id="caller_bye"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "sipp" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: sip:[caller]@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+  <label id="end"/>
+"""
+
+
+_PBX_HANGS_UP = """
+  <recv request="BYE" timeout="{hold}"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+
+def dtmf_scenario(
+    path: Path, keys: list[tuple[int, str]], hold_ms: int = 3000, *, pbx_must_hang_up: bool = False
+) -> Path:
+    """A sipp caller: answer, then for each (pause ms, digits) wait and press the digits
+    as real RFC 4733 events; then wait ``hold_ms`` for the PBX to hang up, or hang up.
+    With ``pbx_must_hang_up`` the call fails unless the PBX hangs up within ``hold_ms``."""
+    body = [_INVITE]
+    press = 0
+    for pause, digits in keys:
+        body.append(f'  <pause milliseconds="{pause}"/>')
+        for d in digits:
+            press += 1
+            pcap = dtmf_pcap(
+                path.with_name(f"{path.stem}-{press}.pcap"),
+                d,
+                seq=press * 20,
+                timestamp=press * 16000,
+            )
+            body.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+            body.append('  <pause milliseconds="350"/>')
+    body.append((_PBX_HANGS_UP if pbx_must_hang_up else _END).format(hold=hold_ms))
+    xml = (
+        '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<!DOCTYPE scenario SYSTEM "sipp.dtd">\n'
+        '<scenario name="dtmf caller">\n' + "\n".join(body) + "\n</scenario>\n"
+    )
+    path.write_text(xml)
     return path

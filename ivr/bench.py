@@ -34,7 +34,7 @@ from asterisk_conf.sandbox import Sandbox
 from core.ami import AmiClient
 from core.models import Call
 from core.settings import Settings, load_settings
-from core.simcall import dtmf_pcap
+from core.simcall import dtmf_scenario
 from core.storage import Store
 from ivr.definitions import load_definitions
 
@@ -72,60 +72,6 @@ exten => 301,1,Answer()
  same => n,Hangup()
  same => n(one),Playback(beep)
  same => n,Hangup()
-"""
-SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="ivr bench caller">
-  <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "bench" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:[caller]@[local_ip]:[local_port]
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-a=fmtp:101 0-15
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "bench" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: sip:[caller]@[local_ip]:[local_port]
-Max-Forwards: 70
-Content-Length: 0
-]]></send>
-  <pause milliseconds="600"/>
-  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
-  <recv request="BYE" timeout="5000"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-]]></send>
-</scenario>
 """
 
 
@@ -227,9 +173,8 @@ async def run(out: Any = print, rates: tuple[int, ...] = RATES) -> dict[str, Any
     settings: Settings = load_settings(config)
     definitions = load_definitions(settings)
     sandbox = Sandbox(settings, definitions.centre)
-    pcap = dtmf_pcap(work / "one.pcap", "1", seq=100, timestamp=32000)
-    scenario = work / "bench.xml"
-    scenario.write_text(SCENARIO.replace("{pcap}", str(pcap)))
+    # answer, press 1 after the greeting started; failed unless the PBX hangs up within 5 s
+    scenario = dtmf_scenario(work / "bench.xml", [(600, "1")], 5000, pbx_must_hang_up=True)
     await sandbox.up(log=out)
     serve = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "--config", str(config), "serve"],

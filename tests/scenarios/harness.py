@@ -20,7 +20,9 @@ from typing import Any
 
 import aiomqtt
 
-from core.simcall import dtmf_pcap
+from core.simcall import dtmf_scenario
+
+__all__ = ["dtmf_scenario"]
 
 SIPP_DIR = Path(__file__).parent / "sipp"
 # Each sipp takes its SIP port and 4 media ports from -mp: keep 10 apart, clear of 25xxx.
@@ -131,108 +133,6 @@ class Serve:
 
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-_INVITE = """
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "sipp" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:[caller]@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send>
-    <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "sipp" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: sip:[caller]@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-"""
-
-_END = """
-  <recv request="BYE" timeout="{hold}" ontimeout="caller_bye"/>
-  <send next="end">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-  <label id="caller_bye"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "sipp" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: sip:[caller]@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200" crlf="true"/>
-  <label id="end"/>
-"""
-
-
-def dtmf_scenario(path: Path, keys: list[tuple[int, str]], hold_ms: int = 3000) -> Path:
-    """A sipp caller: answer, then for each (pause ms, digits) wait and press the digits
-    as real RFC 4733 events; then wait ``hold_ms`` for the PBX to hang up, or hang up."""
-    body = [_INVITE]
-    press = 0
-    for pause, digits in keys:
-        body.append(f'  <pause milliseconds="{pause}"/>')
-        for d in digits:
-            press += 1
-            pcap = dtmf_pcap(
-                path.with_name(f"{path.stem}-{press}.pcap"),
-                d,
-                seq=press * 20,
-                timestamp=press * 16000,
-            )
-            body.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
-            body.append('  <pause milliseconds="350"/>')
-    body.append(_END.format(hold=hold_ms))
-    xml = (
-        '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<!DOCTYPE scenario SYSTEM "sipp.dtd">\n'
-        '<scenario name="dtmf caller">\n' + "\n".join(body) + "\n</scenario>\n"
-    )
-    path.write_text(xml)
-    return path
 
 
 def sipp_call(
