@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 
+from acd.controller import AcdController
 from agi_handlers.selftest import selftest_route
 from agi_handlers.server import AgiServer
 from agi_handlers.vip import vip_lookup_route
@@ -63,8 +64,10 @@ class Service:
         )
         self.agi.route("selftest", selftest_route(self.store))
         routes = {"demo": demo_route(self.store)}
+        self.acd = AcdController(self.store, self.centre)
+        routes["acd-redirect"] = self.acd.redirect
         if self.registry is not None:
-            ivr = IvrController(self.store, self.registry, self.centre)
+            ivr = IvrController(self.store, self.registry, self.centre, acd=self.acd)
             routes |= {"ivr": ivr.start, "ivr-resume": ivr.resume}
             self.agi.route("vip-lookup", vip_lookup_route(self.registry))
         self.stasis = StasisDispatcher(self.ari, routes)

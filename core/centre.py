@@ -12,11 +12,13 @@ strict pattern: nothing that could inject dialplan syntax gets through.
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.yamlfile import DefinitionError, load_raw, validate
 
@@ -47,16 +49,98 @@ class Line(_Def):
     ``hangup``, ``queue:<name>`` or ``voicemail:<box>``."""
 
 
+DESTINATION = (
+    r"^(hangup|queue:[a-z][a-z0-9_-]{0,39}|voicemail:[0-9]{1,20}|extension:[0-9]{2,8}"
+    r"|menu:[a-z][a-z0-9_-]{0,39}|outside:\+?[0-9]{1,20}@[a-z][a-z0-9_-]{0,39}"
+    r"|callback:[a-z][a-z0-9_-]{0,39})$"
+)
+"""Where a caller is sent: ``queue:sales``, ``voicemail:100``, ``extension:1001``,
+``menu:main``, ``outside:0123456789@office``, ``callback:support`` or ``hangup``."""
+
+MemberCondition = Literal[
+    "paused", "penalty", "inuse", "ringing", "unavailable", "invalid", "unknown", "wrapup"
+]
+
+
+class Redirects(_Def):
+    """What happens to a caller the queue cannot serve (each stored with its reason)."""
+
+    overflow: str | None = Field(default=None, pattern=DESTINATION)
+    """The queue is full (``maxlen``) or the caller waited ``max_wait`` seconds."""
+    empty: str | None = Field(default=None, pattern=DESTINATION)
+    """No agent logged in, or all paused/unavailable: on arrival or while waiting."""
+    no_answer: str | None = Field(default=None, pattern=DESTINATION)
+    """Agents rang and none answered (the queue gave up: app_queue CONTINUE)."""
+    after_hours: str | None = Field(default=None, pattern=DESTINATION)
+    """Outside the queue's opening hours."""
+
+
 class Queue(_Def):
     name: str = Field(pattern=NAME)
     strategy: Literal[
-        "ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom"
-    ] = "ringall"
+        "ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "rrordered", "linear",
+        "wrandom",
+    ] = "ringall"  # fmt: skip
     timeout: int = Field(default=15, ge=1, le=600)
     """Seconds an agent's phone rings before the next try."""
+    retry: int = Field(default=5, ge=0, le=600)
+    """Seconds before agents are rung again after a round with no answer."""
     wrapup: int = Field(default=0, ge=0, le=3600)
+    """Seconds an agent rests after a call before the next one."""
     maxlen: int = Field(default=0, ge=0)
-    """0: no limit."""
+    """Callers waiting at most (0: no limit); one more is an overflow."""
+    max_wait: int = Field(default=0, ge=0, le=86400)
+    """Seconds a caller waits at most (0: no limit); then an overflow."""
+    refuse_join_when: tuple[MemberCondition, ...] = ("unavailable", "invalid", "unknown")
+    """A caller does not join when every agent is in one of these states (app_queue
+    ``joinempty``): an *empty queue* redirect instead."""
+    leave_when: tuple[MemberCondition, ...] = ("unavailable", "invalid", "unknown")
+    """Waiting callers leave when every agent is in one of these states (``leavewhenempty``)."""
+    announce_position: Literal["yes", "no", "limit", "more"] = "no"
+    announce_holdtime: Literal["yes", "no", "once"] = "no"
+    announce_frequency: int = Field(default=0, ge=0)
+    periodic_announce: tuple[str, ...] = ()
+    periodic_announce_frequency: int = Field(default=0, ge=0)
+    music_class: str = Field(default="default", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+    service_level: int = Field(default=20, ge=1, le=3600)
+    """Seconds within which a call counts as answered in service level."""
+    weight: int = Field(default=0, ge=0, le=100)
+    autopause: Literal["no", "yes", "all"] = "no"
+    ring_in_use: bool = False
+    timezone: str | None = None
+    hours: dict[str, str] | None = None
+    """Opening hours like an IVR entry's (``{"mon-fri": "08:00-18:00"}``); omitted: always."""
+    holidays: tuple[date, ...] = ()
+    redirects: Redirects = Field(default_factory=Redirects)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is not None:
+            from ivr.model import Hours  # the same opening-hours language as IVR entries
+
+            Hours.parse(v)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if v is not None:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {v!r} (e.g. Europe/Paris)") from None
+        return v
+
+    @field_validator("periodic_announce")
+    @classmethod
+    def _prompts(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for p in v:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_/-]{0,79}", p):
+                raise ValueError(f"prompt {p!r}: a sound name like 'queue-periodic-announce'")
+        return v
 
 
 class Extension(_Def):
@@ -100,6 +184,21 @@ class Centre(_Def):
         _unique("extensions", [x.number for x in self.extensions], "number")
         _unique("mailboxes", [x.box for x in self.mailboxes], "box")
         _unique("trunks", [x.name for x in self.trunks], "name")
+        for i, queue in enumerate(self.queues):
+            for reason, dest in queue.redirects.model_dump().items():
+                if dest is None:
+                    continue
+                kind, _, target = dest.partition(":")
+                if kind in ("queue", "callback") and target not in self.queue_names:
+                    raise ValueError(f"queues.{i}.redirects.{reason}: no queue named {target!r}")
+                if kind == "queue" and target == queue.name:
+                    raise ValueError(
+                        f"queues.{i}.redirects.{reason}: a queue cannot overflow to itself"
+                    )
+                if kind == "voicemail" and target not in {m.box for m in self.mailboxes}:
+                    raise ValueError(f"queues.{i}.redirects.{reason}: no mailbox {target!r}")
+                if kind == "outside" and target.split("@")[1] not in {t.name for t in self.trunks}:
+                    raise ValueError(f"queues.{i}.redirects.{reason}: no trunk in {target!r}")
         for i, line in enumerate(self.lines):
             kind, _, target = line.fallback.partition(":")
             if kind == "queue" and target not in self.queue_names:

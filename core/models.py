@@ -80,3 +80,21 @@ class CallbackRequest(SQLModel, table=True):
         default_factory=utcnow, sa_column=_ts(index=True, nullable=False)
     )
     state: str = Field(default="pending", index=True, max_length=20)
+
+
+class QueueRedirect(SQLModel, table=True):
+    """A caller a queue could not serve, and where telephonist sent them."""
+
+    __tablename__ = "queue_redirects"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=_ts(index=True, nullable=False))
+    queue: str = Field(index=True, max_length=40)
+    reason: str = Field(max_length=20)
+    """overflow, empty, no_answer, after_hours"""
+    detail: str = Field(default="", max_length=80)
+    status: str = Field(default="", max_length=20)
+    """app_queue's QUEUESTATUS (FULL, TIMEOUT, JOINEMPTY...), empty for after hours."""
+    destination: str = Field(default="", max_length=80)
+    channel_id: str = Field(default="", max_length=150)
+    caller_number: str = Field(default="", max_length=80)

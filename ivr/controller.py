@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from acd.controller import AcdController
 from core import calls, metrics
 from core.centre import Centre
 from core.models import CallbackRequest, IvrStep
@@ -68,6 +69,15 @@ DEST_CONTEXT = "telephonist-dest"
 _DEST = re.compile(r"^(menu|queue|voicemail|extension):([a-z0-9][a-z0-9_-]{0,39})$")
 
 
+def _line_entry(line: str) -> Entry:
+    """A stand-in entry for a line that is not an IVR entry (only its name is used)."""
+    return Entry(
+        number="0",
+        name=line if re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", line) else "unknown",
+        menu="none",
+    )
+
+
 def media(prompts: tuple[str, ...] | list[str]) -> list[str]:
     return [f"sound:{p}" for p in prompts]
 
@@ -79,11 +89,15 @@ class IvrController:
         registry: MenuRegistry,
         centre: Centre,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        acd: AcdController | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.centre = centre
         self.clock = clock
+        self.acd = acd
+        if acd is not None:
+            acd.send = self.send
         self.extensions = frozenset(e.number for e in centre.extensions)
 
     # -- Stasis routes ----------------------------------------------------------------------
@@ -138,6 +152,23 @@ class IvrController:
                 select(func.max(IvrStep.seq)).where(col(IvrStep.channel_id) == channel_id)
             )
             return int(result.scalar() or 0)
+
+    async def send(self, session: CallSession, action: Action, line: str) -> None:
+        """Send a caller who is not in a menu to ``action`` (used for queue redirects)."""
+        menus = self.registry.current
+        entry = menus.config.entry(line)
+        if action.kind == "menu":
+            if entry is None or action.menu not in menus.config.menus:
+                log.error(
+                    "call %s: cannot start menu %s from line %r", session.id, action.menu, line
+                )
+                await session.hangup()
+                return
+            machine = IvrMachine(menus.config, entry, self.extensions)
+            seq = await self._last_seq(session.id)
+            await self._drive(session, machine, machine.enter(action.menu), menus, entry, seq)
+            return
+        await self._route(session, Route(action), entry or _line_entry(line))
 
     # -- the loop ---------------------------------------------------------------------------
     async def _drive(
@@ -253,8 +284,11 @@ class IvrController:
             await session.hangup()
         elif kind == "hangup":
             await session.hangup()
-        elif kind == "queue":
-            await self._dest(session, "queue", TELEPHONIST_QUEUE=action.queue)
+        elif kind == "queue" and action.queue is not None:
+            if self.acd is not None:
+                await self.acd.to_queue(session, action.queue, entry.name)
+            else:
+                await self._dest(session, "queue", TELEPHONIST_QUEUE=action.queue)
         elif kind == "extension":
             await self._dest(
                 session,

@@ -1,0 +1,112 @@
+"""Sending callers to queues, and deciding what happens when a queue cannot serve them.
+
+``to_queue`` is how every part of telephonist puts a caller in a queue: it checks the queue's
+opening hours (after-hours redirect), then hands the call to ``[telephonist-dest]`` with the
+queue's maximum wait. When ``Queue()`` returns (full, waited too long, nobody to answer...),
+the dialplan brings the call back to the ``acd-redirect`` route, which stores the redirect
+with its reason, publishes it (``telephonist/<node>/acd/redirect``) and sends the caller to
+the queue's configured destination.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from acd.redirects import Decision, after_hours, decide, to_action
+from core import calls
+from core.centre import Centre
+from core.models import QueueRedirect
+from core.stasis import CallEnded, CallSession
+from core.storage import Store
+from ivr.model import Action
+
+log = logging.getLogger("telephonist.acd")
+
+SendAction = Callable[[CallSession, Action, str], Awaitable[None]]
+"""How the ACD sends a caller to a destination (the IVR's router): (session, action, line)."""
+
+
+class AcdController:
+    def __init__(
+        self,
+        store: Store,
+        centre: Centre,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.centre = centre
+        self.clock = clock
+        self.queues = {q.name: q for q in centre.queues}
+        self.send: SendAction | None = None
+
+    async def to_queue(self, session: CallSession, queue_name: str, line: str) -> None:
+        """Put the caller in ``queue_name`` (or redirect them at once if it is closed)."""
+        queue = self.queues[queue_name]
+        closed = after_hours(queue, self.clock())
+        if closed is not None:
+            await self._redirect(session, closed, line)
+            return
+        for name, value in (
+            ("TELEPHONIST_QUEUE", queue.name),
+            ("TELEPHONIST_MAX_WAIT", str(queue.max_wait) if queue.max_wait else ""),
+            ("TELEPHONIST_LINE", line),
+        ):
+            await session.set_var(name, value)
+        await session.continue_in_dialplan("telephonist-dest", "queue")
+
+    async def redirect(self, session: CallSession) -> None:
+        """Route ``acd-redirect``: the caller came back from Queue()."""
+        queue_name = await session.get_var("TELEPHONIST_QUEUE")
+        status = await session.get_var("QUEUESTATUS")
+        queue = self.queues.get(queue_name)
+        if queue is None:
+            log.error("call %s back from unknown queue %r (%s)", session.id, queue_name, status)
+            return
+        try:
+            await self._redirect(session, decide(queue, status), session.line)
+        except CallEnded:
+            pass
+
+    async def _redirect(self, session: CallSession, decision: Decision, line: str) -> None:
+        async with self.store.unit_of_work() as uow:
+            row = QueueRedirect(
+                queue=decision.queue,
+                reason=decision.reason,
+                detail=decision.detail,
+                status=decision.status,
+                destination=decision.destination or "",
+                channel_id=session.id,
+                caller_number=session.caller_number,
+            )
+            uow.session.add(row)
+            await uow.session.flush()
+            uow.emit(
+                "acd",
+                "redirect",
+                {
+                    "redirect_id": row.id,
+                    "queue": row.queue,
+                    "reason": row.reason,
+                    "detail": row.detail,
+                    "status": row.status,
+                    "destination": row.destination,
+                    "channel_id": row.channel_id,
+                    "caller_number": row.caller_number,
+                    "at": row.at,
+                },
+            )
+        log.info(
+            "call %s: %s %s (%s) -> %s",
+            session.id, decision.queue, decision.reason, decision.detail, decision.destination,
+        )  # fmt: skip
+        outcome = f"redirected:{decision.reason}:{decision.destination or 'none'}"
+        await calls.set_outcome(self.store, session.id, outcome)
+        if decision.destination is None or self.send is None:
+            # Nothing configured: tell the caller rather than leave them in silence.
+            await session.answer()
+            await session.play("sound:all-circuits-busy-now")
+            await session.hangup()
+            return
+        await self.send(session, to_action(decision.destination), line)

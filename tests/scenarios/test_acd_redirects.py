@@ -1,0 +1,143 @@
+"""Queue redirects with real callers: each one triggered by a real call, landing at its
+destination (Asterisk's own events), stored with its reason and published on MQTT."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import col
+
+from core.models import QueueRedirect
+from core.settings import Settings
+from core.storage import Store
+from tests.scenarios.conftest import MQTT_PORT, AmiWatch
+from tests.scenarios.harness import Collector, Serve, dtmf_scenario, sipp_call
+
+pytestmark = pytest.mark.pbx
+
+
+async def dial(settings: Settings, tmp_path: Path, caller: str, digit: str, hold_ms: int) -> None:
+    scenario = dtmf_scenario(tmp_path / f"{caller}.xml", [(1000, digit)], hold_ms)
+    proc = await asyncio.to_thread(
+        sipp_call, settings.pbx.sip_port, "203", caller, scenario=str(scenario)
+    )
+    assert proc.returncode == 0, f"sipp failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+
+
+async def redirect_of(store: Store, caller: str, timeout: float = 15) -> QueueRedirect:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        async with store.sessions() as s:
+            row = (
+                await s.execute(
+                    select(QueueRedirect).where(col(QueueRedirect.caller_number) == caller)
+                )
+            ).scalar_one_or_none()
+        if row is not None:
+            return row
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no queue redirect stored for {caller}")
+
+
+def voicemail_for(caller: str):
+    return lambda e: (
+        e.get("Event") == "Newexten"
+        and e.get("Application") == "VoiceMail"
+        and e.get("CallerIDNum") == caller
+    )
+
+
+async def test_empty_queue_redirect(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    async with Collector(MQTT_PORT, "telephonist/testnode/acd/redirect", "t-acd") as mqtt:
+        await dial(settings, tmp_path, "5570001", "1", 4000)
+        await ami_watch.wait_for(voicemail_for("5570001"), what="VoiceMail after empty queue")
+        row = await redirect_of(store, "5570001")
+        assert (row.queue, row.reason, row.status, row.destination) == (
+            "empty-q",
+            "empty",
+            "JOINEMPTY",
+            "voicemail:100",
+        )
+        (msg,) = await mqtt.wait_for(lambda m: m[1]["data"]["caller_number"] == "5570001")
+        assert msg[1]["data"]["reason"] == "empty" and msg[1]["data"]["queue"] == "empty-q"
+    assert not [
+        e for e in ami_watch.events
+        if e.get("Event") == "QueueCallerJoin" and e.get("CallerIDNum") == "5570001"
+    ]  # fmt: skip
+
+
+async def test_full_queue_overflow(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    first = asyncio.create_task(dial(settings, tmp_path, "5570002", "2", 9000))
+    await ami_watch.wait_for(
+        lambda e: (
+            e.get("Event") == "QueueCallerJoin"
+            and e.get("Queue") == "tiny"
+            and e.get("CallerIDNum") == "5570002"
+        ),
+        what="first caller waiting in tiny",
+    )
+    await dial(settings, tmp_path, "5570003", "2", 4000)
+    await first
+    await ami_watch.wait_for(voicemail_for("5570003"), what="VoiceMail after a full queue")
+    row = await redirect_of(store, "5570003")
+    assert (row.queue, row.reason, row.status, row.destination) == (
+        "tiny",
+        "overflow",
+        "FULL",
+        "voicemail:100",
+    )
+
+
+async def test_waited_too_long_overflows_to_another_queue(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    await dial(settings, tmp_path, "5570004", "3", 7000)
+    join_short = await ami_watch.wait_for(
+        lambda e: e.get("Event") == "QueueCallerJoin" and e.get("Queue") == "short"
+        and e.get("CallerIDNum") == "5570004", what="joined short",
+    )  # fmt: skip
+    join_sales = await ami_watch.wait_for(
+        lambda e: e.get("Event") == "QueueCallerJoin" and e.get("Queue") == "sales"
+        and e.get("CallerIDNum") == "5570004", what="overflowed into sales",
+    )  # fmt: skip
+    waited = float(join_sales["Timestamp"]) - float(join_short["Timestamp"])
+    assert 1.8 <= waited <= 4.0, waited  # max_wait: 2 s
+    row = await redirect_of(store, "5570004")
+    assert (row.queue, row.reason, row.status, row.destination) == (
+        "short",
+        "overflow",
+        "TIMEOUT",
+        "queue:sales",
+    )
+
+
+async def test_after_hours_redirect_and_queue_status(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    await dial(settings, tmp_path, "5570005", "4", 4000)
+    await ami_watch.wait_for(voicemail_for("5570005"), what="VoiceMail after hours")
+    row = await redirect_of(store, "5570005")
+    assert (row.queue, row.reason, row.status) == ("closed-q", "after_hours", "")
+    assert not [
+        e for e in ami_watch.events
+        if e.get("Event") == "QueueCallerJoin" and e.get("CallerIDNum") == "5570005"
+    ]  # fmt: skip
+    config = settings.data_dir.parent / "telephonist.toml"
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "cli.main", "--config", str(config), "queue", "status"],
+        capture_output=True, text=True, timeout=30, check=False, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    closed = next(line for line in out.stdout.splitlines() if "closed-q" in line)
+    assert closed.split("│")[-2].strip() == "1"  # after_hours column
