@@ -79,6 +79,12 @@ def mailbox_pin(secret: str, box: str) -> str:
     return f"{int.from_bytes(digest[:8], 'big') % 1_000_000:06d}"
 
 
+def agent_password(secret: str, extension: str) -> str:
+    """The SIP password of an agent's phone, derived from the installation's secret
+    (``telephonist agent password ID`` prints it for provisioning the phone)."""
+    return hmac.new(secret.encode(), f"agent:{extension}".encode(), hashlib.sha256).hexdigest()[:24]
+
+
 def _template_line(exc: BaseException) -> tuple[str, int] | None:
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename.endswith(".j2") and frame.lineno is not None:
@@ -96,6 +102,7 @@ def render_all(settings: Settings, centre: Centre, paths: AsteriskPaths) -> dict
         "bind_address": settings.pbx.bind_address,
         "secrets": {"ami": settings.ami_secret, "ari": settings.ari_secret},
         "mailbox_pin": lambda box: mailbox_pin(settings.ami_secret, box),
+        "agent_password": lambda ext: agent_password(settings.ami_secret, ext),
     }
     out: dict[str, str] = {}
     for name in CONFIG_FILES:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from cli import ivr, pbx, queue
+from cli import agent, ivr, pbx, queue
 from cli.common import CliState, errors, state
 from core.storage import Store
 
@@ -22,6 +22,7 @@ app.add_typer(pbx.app, name="pbx")
 app.add_typer(db_app, name="db")
 app.add_typer(ivr.app, name="ivr")
 app.add_typer(queue.app, name="queue")
+app.add_typer(agent.app, name="agent")
 
 
 @app.callback()

@@ -152,6 +152,28 @@ class Extension(_Def):
     """A fixed SIP address (no registration), e.g. a desk phone or a test agent."""
 
 
+class Agent(_Def):
+    """A person who takes calls from queues."""
+
+    id: str = Field(pattern=NAME)
+    """The login name (``telephonist agent login alice``)."""
+    name: str = Field(default="", pattern=LABEL)
+    extension: str = Field(pattern=r"^[0-9]{2,8}$")
+    """The agent's phone: a PJSIP endpoint of this number (password generated)."""
+    contact: str | None = Field(default=None, pattern=r"^sip:[A-Za-z0-9.-]+:[0-9]{1,5}$")
+    """A fixed SIP address instead of a registering phone (desk phones, test agents)."""
+    skills: dict[str, int] = Field(default_factory=dict)
+    """Queue name -> penalty (0 rings first). The queues the agent takes calls from."""
+
+    @field_validator("skills")
+    @classmethod
+    def _penalties(cls, v: dict[str, int]) -> dict[str, int]:
+        for queue, penalty in v.items():
+            if not re.fullmatch(NAME, queue) or not 0 <= penalty <= 100:
+                raise ValueError(f"skill {queue!r}: {penalty} (queue name -> penalty 0..100)")
+        return v
+
+
 class Mailbox(_Def):
     box: str = Field(pattern=DIGITS)
     name: str = Field(default="", pattern=LABEL)
@@ -171,6 +193,7 @@ class Centre(_Def):
     lines: tuple[Line, ...] = ()
     queues: tuple[Queue, ...] = ()
     extensions: tuple[Extension, ...] = ()
+    agents: tuple[Agent, ...] = ()
     mailboxes: tuple[Mailbox, ...] = ()
     trunks: tuple[Trunk, ...] = ()
     ivr: Path | None = None
@@ -183,6 +206,16 @@ class Centre(_Def):
         _unique("queues", [x.name for x in self.queues], "name")
         _unique("extensions", [x.number for x in self.extensions], "number")
         _unique("mailboxes", [x.box for x in self.mailboxes], "box")
+        _unique("agents", [x.id for x in self.agents], "id")
+        _unique(
+            "agents",
+            [x.number for x in self.extensions] + [a.extension for a in self.agents],
+            "extension (agents and extensions share numbers)",
+        )
+        for i, agent in enumerate(self.agents):
+            for skill in agent.skills:
+                if skill not in self.queue_names:
+                    raise ValueError(f"agents.{i}.skills: no queue named {skill!r}")
         _unique("trunks", [x.name for x in self.trunks], "name")
         for i, queue in enumerate(self.queues):
             for reason, dest in queue.redirects.model_dump().items():
@@ -210,6 +243,9 @@ class Centre(_Def):
     @property
     def queue_names(self) -> set[str]:
         return {q.name for q in self.queues}
+
+    def agent(self, agent_id: str) -> Agent | None:
+        return next((a for a in self.agents if a.id == agent_id), None)
 
     def with_lines(self, extra: list[Line]) -> Centre:
         return self.model_copy(update={"lines": (*self.lines, *extra)})

@@ -98,3 +98,30 @@ class QueueRedirect(SQLModel, table=True):
     destination: str = Field(default="", max_length=80)
     channel_id: str = Field(default="", max_length=150)
     caller_number: str = Field(default="", max_length=80)
+
+
+class AgentPause(SQLModel, table=True):
+    """One pause of an agent, with its reason and (once over) its duration."""
+
+    __tablename__ = "agent_pauses"
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent: str = Field(index=True, max_length=40)
+    reason: str = Field(default="", max_length=40)
+    started_at: datetime = Field(default_factory=utcnow, sa_column=_ts(index=True, nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=_ts())
+    seconds: float | None = None
+
+
+class AgentLogin(SQLModel, table=True):
+    """One login of an agent to their queues."""
+
+    __tablename__ = "agent_logins"
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent: str = Field(index=True, max_length=40)
+    queues: str = Field(default="", max_length=400)
+    logged_in_at: datetime = Field(
+        default_factory=utcnow, sa_column=_ts(index=True, nullable=False)
+    )
+    logged_out_at: datetime | None = Field(default=None, sa_column=_ts())

@@ -179,6 +179,40 @@ def sipp_call(
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 20, check=False)
 
 
+class AgentPhone:
+    """A real SIP phone for an agent (sipp UAS): rings, answers, talks until the caller
+    hangs up. ``answered()`` says whether it took a call."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port = port
+        self.log = workdir / f"agent-{port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._out = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                "sipp", "-sf", str(SIPP_DIR / "agent_answers.xml"), "-i", "127.0.0.1",
+                "-p", str(self.port), "-mp", str(self.port + 10000), "-m", "1", "-nostdin",
+                "-timeout", "60s",
+            ],
+            stdout=self._out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def wait(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._out.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+            self._out.close()
+
+
 class Collector:
     """Collects MQTT messages on ``topic`` with a persistent session (QoS 1), reconnecting
     when the broker goes away, so nothing published while it is away is missed."""

@@ -1,0 +1,111 @@
+"""Agents with real SIP phones (sipp UAS): login, pause with a reason, and a paused agent
+gets no call while the other one answers it."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import col
+
+from core.models import AgentLogin, AgentPause
+from core.settings import Settings
+from core.storage import Store
+from tests.scenarios.conftest import AmiWatch
+from tests.scenarios.harness import AgentPhone, Serve, dtmf_scenario, sipp_call
+
+pytestmark = pytest.mark.pbx
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    config = settings.data_dir.parent / "telephonist.toml"
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=30, check=False, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+
+
+async def agent(settings: Settings, *args: str) -> str:
+    result = await asyncio.to_thread(cli, settings, "agent", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+async def test_paused_agent_gets_no_call_the_other_answers(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    alice, bob = AgentPhone(25501, tmp_path), AgentPhone(25502, tmp_path)
+    alice.start()
+    bob.start()
+    try:
+        assert "alice logged in to sales, support" in await agent(settings, "login", "alice")
+        await agent(settings, "login", "bob")
+        added = await ami_watch.wait_for(
+            lambda e: e.get("Event") == "QueueMemberAdded" and e.get("MemberName") == "Alice"
+            and e.get("Queue") == "support", what="Alice added to support",
+        )  # fmt: skip
+        assert added["Penalty"] == "1" and added["Interface"] == "PJSIP/2001"
+        await agent(settings, "pause", "alice", "--reason", "lunch")
+        paused = await ami_watch.wait_for(
+            lambda e: e.get("Event") == "QueueMemberPause" and e.get("MemberName") == "Alice",
+            what="Alice paused",
+        )
+        assert paused["Paused"] == "1" and paused["PausedReason"] == "lunch"
+        listing = await agent(settings, "list")
+        alice_row = next(line for line in listing.splitlines() if "alice" in line)
+        assert "yes: lunch" in alice_row and "sales (0)" in alice_row
+
+        # A caller: line 200, 1 (sales menu), 1 (sales queue); talks 4 s, hangs up.
+        scenario = dtmf_scenario(tmp_path / "caller.xml", [(1200, "1"), (2200, "1")], 9000)
+        proc = await asyncio.to_thread(
+            sipp_call, settings.pbx.sip_port, "200", "5580001", scenario=str(scenario)
+        )
+        assert proc.returncode == 0, proc.stdout[-1500:]
+        connect = await ami_watch.wait_for(
+            lambda e: e.get("Event") == "AgentConnect" and e.get("CallerIDNum") == "5580001",
+            what="an agent answered",
+        )
+        assert connect["MemberName"] == "Bob" and connect["Queue"] == "sales"
+        assert await asyncio.to_thread(bob.wait) == 0  # Bob's phone took the call and hung up clean
+        called = [
+            e.get("MemberName") for e in ami_watch.events
+            if e.get("Event") == "AgentCalled" and e.get("CallerIDNum") == "5580001"
+        ]  # fmt: skip
+        assert called and set(called) == {"Bob"}  # Alice, paused, was never rung
+
+        out = await agent(settings, "unpause", "alice")
+        assert out.startswith("alice unpaused after")
+    finally:
+        alice.stop()
+        bob.stop()
+        for name in ("alice", "bob"):
+            await asyncio.to_thread(cli, settings, "agent", "logout", name)
+    async with store.sessions() as s:
+        pauses = (
+            (await s.execute(select(AgentPause).where(col(AgentPause.agent) == "alice")))
+            .scalars()
+            .all()
+        )
+        logins = (await s.execute(select(AgentLogin).order_by(col(AgentLogin.id)))).scalars().all()
+    assert [(p.reason, p.seconds is not None and p.seconds > 0) for p in pauses] == [
+        ("lunch", True)
+    ]
+    assert [(x.agent, x.queues, x.logged_out_at is not None) for x in logins[-2:]] == [
+        ("alice", "sales,support", True),
+        ("bob", "sales", True),
+    ]
+
+
+async def test_unknown_agent_and_bad_reason_are_clear_errors(
+    settings: Settings, pbx: object
+) -> None:
+    result = await asyncio.to_thread(cli, settings, "agent", "login", "mallory")
+    assert result.returncode == 2 and "no agent 'mallory' (agents: alice, bob)" in result.stderr
+    result = await asyncio.to_thread(
+        cli, settings, "agent", "pause", "alice", "--reason", "x\r\nAction: Logoff"
+    )
+    assert result.returncode == 2 and "pause reason" in result.stderr
