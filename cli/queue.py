@@ -1,29 +1,38 @@
-"""``telephonist queue``: the queues and what they did today."""
+"""``telephonist queue``: the queues, who waits and who answers, and what they did today."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
 
 from acd.report import REASONS, redirects_since, start_of_today
 from cli.common import state
+from core.centre import Centre
+from core.settings import Settings
 from core.storage import Store
 
-app = typer.Typer(help="Queues: status and redirects.")
+app = typer.Typer(help="Queues: live status and today's redirects.")
 
 
-@app.command()
-def status(
-    ctx: typer.Context,
-    tz: str = typer.Option("UTC", help="Time zone whose midnight starts 'today'"),
-) -> None:
-    """Each queue's settings and today's redirects by reason."""
-    st = state(ctx)
-    settings, centre = st.settings(), st.centre()
+def _live(settings: Settings) -> dict[str, Any] | None:
+    url = f"http://{settings.http.host}:{settings.http.port}/acd/state"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError, urllib.error.HTTPError):
+        return None
 
+
+def _redirects(settings: Settings, tz: str) -> dict[str, dict[str, int]]:
     async def _load() -> dict[str, dict[str, int]]:
         store = Store(settings.database_url)
         try:
@@ -32,14 +41,76 @@ def status(
         finally:
             await store.close()
 
-    counts = asyncio.run(_load())
-    table = Table(title=f"queues — redirects today ({tz})")
-    for column in ("queue", "strategy", "max wait", "max len", *REASONS):
-        table.add_column(column, justify="left" if column in ("queue", "strategy") else "right")
+    return asyncio.run(_load())
+
+
+def _render(
+    centre: Centre, live: dict[str, Any] | None, counts: dict[str, dict[str, int]], tz: str
+) -> Group:
+    queues = Table(title=f"queues (redirects today, {tz})")
+    for column in ("queue", "strategy", "waiting", "longest wait", "agents", "paused", *REASONS):
+        queues.add_column(column, justify="left" if column in ("queue", "strategy") else "right")
+    callers = Table(title="waiting callers")
+    for column in ("queue", "position", "caller", "waiting"):
+        callers.add_column(column)
+    agents = Table(title="agents")
+    for column in ("queue", "agent", "phone", "paused", "in call", "calls"):
+        agents.add_column(column)
+    now = time.time()
+    snapshot = (live or {}).get("queues", {})
     for q in centre.queues:
+        s = snapshot.get(q.name, {"callers": [], "members": []})
+        waits = [now - c["joined_at"] for c in s["callers"]]
+        members = s["members"]
         c = counts.get(q.name, {})
-        table.add_row(
-            q.name, q.strategy, f"{q.max_wait}s" if q.max_wait else "-", str(q.maxlen or "-"),
+        queues.add_row(
+            q.name, q.strategy, str(len(s["callers"])) if live else "?",
+            f"{max(waits):.0f}s" if waits else "-",
+            str(len(members)) if live else "?", str(sum(m["paused"] for m in members)),
             *(str(c.get(r, 0)) for r in REASONS),
         )  # fmt: skip
-    Console(width=120).print(table)
+        for caller in s["callers"]:
+            callers.add_row(
+                q.name,
+                str(caller["position"]),
+                caller["caller_number"],
+                f"{now - caller['joined_at']:.0f}s",
+            )
+        for m in members:
+            paused = f"yes: {m['reason']}" if m["paused"] else "no"
+            agents.add_row(
+                q.name,
+                m["name"],
+                m["state"],
+                paused,
+                "yes" if m["in_call"] else "no",
+                str(m["calls_taken"]),
+            )
+    parts: list[Any] = [queues]
+    if live is None:
+        parts.append("[yellow]telephonist serve is not answering: live columns unknown[/yellow]")
+    else:
+        parts += [callers, agents]
+    return Group(*parts)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every second until Ctrl-C"),
+    tz: str = typer.Option("UTC", help="Time zone whose midnight starts 'today'"),
+) -> None:
+    """Queues with waiting callers and agents (from a running serve) and today's redirects."""
+    st = state(ctx)
+    settings, centre = st.settings(), st.centre()
+    console = Console(width=140)
+    if not watch:
+        console.print(_render(centre, _live(settings), _redirects(settings, tz), tz))
+        return
+    with Live(console=console, refresh_per_second=2) as live_view:
+        try:
+            while True:
+                live_view.update(_render(centre, _live(settings), _redirects(settings, tz), tz))
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass

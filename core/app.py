@@ -12,6 +12,7 @@ import logging
 import signal
 
 from acd.controller import AcdController
+from acd.watcher import QueueWatcher
 from agi_handlers.selftest import selftest_route
 from agi_handlers.server import AgiServer
 from agi_handlers.vip import vip_lookup_route
@@ -65,6 +66,7 @@ class Service:
         self.agi.route("selftest", selftest_route(self.store))
         routes = {"demo": demo_route(self.store)}
         self.acd = AcdController(self.store, self.centre)
+        self.watcher = QueueWatcher(self.ami, self.store, self.centre)
         routes["acd-redirect"] = self.acd.redirect
         if self.registry is not None:
             ivr = IvrController(self.store, self.registry, self.centre, acd=self.acd)
@@ -76,6 +78,7 @@ class Service:
             settings.http.port,
             [self.ami.link, self.ari.link, self.publisher.link],
             registry=self.registry,
+            queue_state=self.watcher,
         )
 
     async def run(self) -> None:

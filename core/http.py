@@ -9,6 +9,7 @@ import logging
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from acd.watcher import QueueWatcher
 from core import metrics
 from core.supervision import Link
 from ivr.controller import LATENCY_SAMPLES
@@ -20,16 +21,31 @@ log = logging.getLogger("telephonist.http")
 
 class HttpEndpoint:
     def __init__(
-        self, host: str, port: int, links: list[Link], registry: MenuRegistry | None = None
+        self,
+        host: str,
+        port: int,
+        links: list[Link],
+        registry: MenuRegistry | None = None,
+        queue_state: QueueWatcher | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.links = links
         self.registry = registry
+        self.queue_state = queue_state
         self.app = web.Application()
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_post("/ivr/reload", self._ivr_reload)
         self.app.router.add_get("/ivr/latency", self._ivr_latency)
+        self.app.router.add_get("/acd/state", self._acd_state)
+
+    async def _acd_state(self, _request: web.Request) -> web.Response:
+        """Live queues: waiting callers and agents (``telephonist queue status --watch``)."""
+        if self.queue_state is None:
+            return web.json_response({"error": "no queue watcher"}, status=404)
+        return web.json_response(
+            {"loaded": self.queue_state.loaded, "queues": self.queue_state.state.snapshot()}
+        )
 
     async def _ivr_latency(self, request: web.Request) -> web.Response:
         """Recent digit-to-prompt latencies in ms; ``?reset=1`` empties the buffer."""

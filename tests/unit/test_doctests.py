@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["agi_handlers.protocol", "core.ami", "core.backoff"]
+MODULES = ["agi_handlers.protocol", "core.ami", "core.backoff", "acd.redirects"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,60 @@
+"""The AMI watcher: keeps :class:`acd.state.CentreState` true and publishes every change.
+
+On each (re)connect it reloads the whole picture from ``QueueStatus`` (calls waiting in
+app_queue survive a restart of telephonist, and the state is right again at once); then it
+follows app_queue's events. Every change goes out as ``telephonist/<node>/acd/state``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from acd.state import CentreState, Change
+from core.ami import AmiClient, AmiError
+from core.centre import Centre
+from core.storage import Store
+
+log = logging.getLogger("telephonist.acd")
+
+EVENTS = (
+    "QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentComplete",
+    "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberStatus", "QueueMemberPause",
+    "QueueMemberPenalty", "QueueMemberRinginuse",
+)  # fmt: skip
+
+
+class QueueWatcher:
+    def __init__(self, ami: AmiClient, store: Store, centre: Centre) -> None:
+        self.ami = ami
+        self.store = store
+        self.state = CentreState([q.name for q in centre.queues])
+        self.loaded = 0
+        """How many times the full state was (re)loaded from QueueStatus."""
+        for name in EVENTS:
+            ami.on_event(name, self._on_event)
+        ami.on_connect(self.reload)
+
+    async def reload(self) -> None:
+        try:
+            response: Any = await self.ami.send({"Action": "QueueStatus"}, as_list=True)
+        except AmiError as exc:
+            log.warning("queue state not loaded: %s", exc)
+            return
+        self.state.reset()
+        now = time.time()
+        for message in response if isinstance(response, list) else []:
+            self.state.apply(message, now)
+        self.loaded += 1
+        async with self.store.unit_of_work() as uow:
+            uow.emit("acd", "state", {"kind": "snapshot", "queues": self.state.snapshot()})
+
+    async def _on_event(self, event: Any) -> None:
+        change = self.state.apply(event, time.time())
+        if change is not None:
+            await self._publish(change)
+
+    async def _publish(self, change: Change) -> None:
+        async with self.store.unit_of_work() as uow:
+            uow.emit("acd", "state", {"kind": change.kind, "queue": change.queue, **change.data})
