@@ -41,8 +41,25 @@ class AcdController:
         self.queues = {q.name: q for q in centre.queues}
         self.send: SendAction | None = None
 
-    async def to_queue(self, session: CallSession, queue_name: str, line: str) -> None:
-        """Put the caller in ``queue_name`` (or redirect them at once if it is closed)."""
+    async def line(self, session: CallSession) -> None:
+        """Route ``queue``: a line whose callers go straight to a queue, answered at once or
+        only when an agent picks up (the line's answer policy)."""
+        line = self.centre.line(session.line)
+        if line is None or line.queue is None:
+            log.error("call %s: line %r has no queue", session.id, session.line)
+            return
+        await calls.record_start(self.store, session, answered=line.answer == "immediate")
+        if line.answer == "immediate":
+            await session.answer()
+        await self.to_queue(session, line.queue, line.name, ringing=line.answer == "on_pickup")
+        await calls.set_outcome(self.store, session.id, f"queued:{line.queue}")
+
+    async def to_queue(
+        self, session: CallSession, queue_name: str, line: str, *, ringing: bool = False
+    ) -> None:
+        """Put the caller in ``queue_name`` (or redirect them at once if it is closed).
+        ``ringing``: the caller hears ringing, not hold music, and stays unanswered until an
+        agent answers (app_queue's ``r`` option)."""
         queue = self.queues[queue_name]
         closed = after_hours(queue, self.clock())
         if closed is not None:
@@ -50,6 +67,7 @@ class AcdController:
             return
         for name, value in (
             ("TELEPHONIST_QUEUE", queue.name),
+            ("TELEPHONIST_QUEUE_OPTIONS", "r" if ringing else ""),
             ("TELEPHONIST_MAX_WAIT", str(queue.max_wait) if queue.max_wait else ""),
             ("TELEPHONIST_LINE", line),
         ):

@@ -12,6 +12,7 @@ import logging
 import signal
 
 from acd.controller import AcdController
+from acd.queue_log import QueueLogIngester, sandbox_queue_log
 from acd.watcher import QueueWatcher
 from agi_handlers.selftest import selftest_route
 from agi_handlers.server import AgiServer
@@ -67,7 +68,12 @@ class Service:
         routes = {"demo": demo_route(self.store)}
         self.acd = AcdController(self.store, self.centre)
         self.watcher = QueueWatcher(self.ami, self.store, self.centre)
+        log_path = pbx.queue_log
+        if log_path is None and pbx.mode == "sandbox":
+            log_path = sandbox_queue_log(pbx.cache_dir / f"rootfs-{pbx.debian_suite}", pbx.instance)
+        self.queue_log = QueueLogIngester(log_path, self.store) if log_path else None
         routes["acd-redirect"] = self.acd.redirect
+        routes["queue"] = self.acd.line
         if self.registry is not None:
             ivr = IvrController(self.store, self.registry, self.centre, acd=self.acd)
             routes |= {"ivr": ivr.start, "ivr-resume": ivr.resume}
@@ -93,6 +99,8 @@ class Service:
                 tg.create_task(self.stasis.run(), name="stasis")
                 if self.registry is not None:
                     tg.create_task(self.registry.watch(), name="ivr-watch")
+                if self.queue_log is not None:
+                    tg.create_task(self.queue_log.run(), name="queue-log")
         finally:
             await self.store.close()
 

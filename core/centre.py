@@ -44,6 +44,11 @@ class Line(_Def):
     name: str = Field(pattern=NAME)
     route: str = Field(default="demo", pattern=NAME)
     """Which telephonist controller takes the call (passed to Stasis as its first argument)."""
+    queue: str | None = Field(default=None, pattern=NAME)
+    """With ``route: queue``: the queue the line's callers go to."""
+    answer: Literal["immediate", "on_pickup"] = "immediate"
+    """``immediate``: callers are answered at once and hear prompts and hold music.
+    ``on_pickup``: they hear ringing and are answered (and pay) only when an agent answers."""
     fallback: str = Field(default="playback", pattern=FALLBACK)
     """What the dialplan does when telephonist is down: ``playback`` (a message), ``busy``,
     ``hangup``, ``queue:<name>`` or ``voicemail:<box>``."""
@@ -233,6 +238,10 @@ class Centre(_Def):
                 if kind == "outside" and target.split("@")[1] not in {t.name for t in self.trunks}:
                     raise ValueError(f"queues.{i}.redirects.{reason}: no trunk in {target!r}")
         for i, line in enumerate(self.lines):
+            if line.route == "queue" and line.queue not in self.queue_names:
+                raise ValueError(
+                    f"lines.{i}.queue: route 'queue' needs a defined queue (got {line.queue!r})"
+                )
             kind, _, target = line.fallback.partition(":")
             if kind == "queue" and target not in self.queue_names:
                 raise ValueError(f"lines.{i}.fallback: no queue named {target!r}")
@@ -243,6 +252,9 @@ class Centre(_Def):
     @property
     def queue_names(self) -> set[str]:
         return {q.name for q in self.queues}
+
+    def line(self, name: str) -> Line | None:
+        return next((x for x in self.lines if x.name == name), None)
 
     def agent(self, agent_id: str) -> Agent | None:
         return next((a for a in self.agents if a.id == agent_id), None)

@@ -125,3 +125,32 @@ class AgentLogin(SQLModel, table=True):
         default_factory=utcnow, sa_column=_ts(index=True, nullable=False)
     )
     logged_out_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class QueueLogEntry(SQLModel, table=True):
+    """One line of Asterisk's queue_log (what report tools read), kept in the database."""
+
+    __tablename__ = "queue_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime = Field(sa_column=_ts(index=True, nullable=False))
+    callid: str = Field(index=True, max_length=150)
+    queue: str = Field(max_length=80)
+    agent: str = Field(max_length=80)
+    event: str = Field(index=True, max_length=40)
+    data1: str = Field(default="", max_length=200)
+    data2: str = Field(default="", max_length=200)
+    data3: str = Field(default="", max_length=200)
+    data4: str = Field(default="", max_length=200)
+    data5: str = Field(default="", max_length=200)
+
+
+class QueueLogPosition(SQLModel, table=True):
+    """How far the queue_log file has been read (committed with the rows: exactly once)."""
+
+    __tablename__ = "queue_log_position"
+
+    id: int | None = Field(default=None, primary_key=True)
+    path: str = Field(max_length=400)
+    inode: int = 0
+    offset: int = 0

@@ -66,6 +66,8 @@ class PbxSettings(_Section):
     stasis_app: str = Field(default="telephonist", pattern=r"^[A-Za-z0-9_-]+$")
     cache_dir: Path = Path("/var/cache/telephonist")
     """Where the sandbox root filesystem is built once and reused (outside the repository)."""
+    queue_log: Path | None = None
+    """External mode: Asterisk's queue_log file, to ingest it (sandbox: found by itself)."""
     verbose: int = Field(default=1, ge=0, le=10)
     """Asterisk's verbosity (3 shows every dialplan step in full.log; costs CPU under load)."""
     sounds_dir: Path | None = None

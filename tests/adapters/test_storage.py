@@ -95,3 +95,26 @@ async def test_migrations_match_the_models(store: Store) -> None:
     async with store.engine.connect() as conn:
         differences = await conn.run_sync(diff)
     assert differences == []
+
+
+async def test_queue_log_ingested_exactly_once(store: Store, tmp_path: Path) -> None:
+    from acd.queue_log import QueueLogIngester
+    from core.models import QueueLogEntry
+
+    path = tmp_path / "queue_log"
+    path.write_text("1795337005|c1|sales|NONE|ENTERQUEUE||5550001|1\n1795337009|c1|sales|NONE|ABAN")
+    assert await QueueLogIngester(path, store).ingest_once() == 1  # the half line waits
+    with path.open("a") as fh:
+        fh.write("DON|1|1|4\nnot a queue_log line\n")
+    assert await QueueLogIngester(path, store).ingest_once() == 1  # a new reader: a restart
+    assert await QueueLogIngester(path, store).ingest_once() == 0
+    path.unlink()
+    path.write_text("1795337100|c2|sales|NONE|ENTERQUEUE||5550002|1\n")  # rotated: new inode
+    assert await QueueLogIngester(path, store).ingest_once() == 1
+    async with store.sessions() as s:
+        rows = (await s.execute(select(QueueLogEntry).order_by(QueueLogEntry.id))).scalars().all()  # type: ignore[arg-type]
+    assert [(r.callid, r.event, r.data2) for r in rows] == [
+        ("c1", "ENTERQUEUE", "5550001"),
+        ("c1", "ABANDON", "1"),
+        ("c2", "ENTERQUEUE", "5550002"),
+    ]

@@ -109,3 +109,41 @@ async def test_unknown_agent_and_bad_reason_are_clear_errors(
         cli, settings, "agent", "pause", "alice", "--reason", "x\r\nAction: Logoff"
     )
     assert result.returncode == 2 and "pause reason" in result.stderr
+
+
+async def test_answer_on_pickup_caller_is_answered_only_when_the_agent_answers(
+    serve: Serve, settings: Settings, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    bob = AgentPhone(25502, tmp_path)
+    bob.start()
+    try:
+        await agent(settings, "login", "bob")
+        # Line 300 goes straight to the sales queue, answer: on_pickup.
+        scenario = dtmf_scenario(tmp_path / "pickup.xml", [], 3000)
+        proc = await asyncio.to_thread(
+            sipp_call, settings.pbx.sip_port, "300", "5580002", scenario=str(scenario)
+        )
+        assert proc.returncode == 0, proc.stdout[-1500:]
+        assert await asyncio.to_thread(bob.wait) == 0
+    finally:
+        bob.stop()
+        await asyncio.to_thread(cli, settings, "agent", "logout", "bob")
+
+    def ts(pred):
+        found = [float(e["Timestamp"]) for e in ami_watch.events if pred(e)]
+        assert found, "event not seen"
+        return found[0]
+
+    joined = ts(lambda e: e.get("Event") == "QueueCallerJoin" and e.get("CallerIDNum") == "5580002")
+    caller_up = ts(
+        lambda e: e.get("Event") == "Newstate" and e.get("ChannelStateDesc") == "Up"
+        and e.get("CallerIDNum") == "5580002" and e.get("Channel", "").startswith("PJSIP/anonymous")
+    )  # fmt: skip
+    agent_up = ts(
+        lambda e: e.get("Event") == "Newstate" and e.get("ChannelStateDesc") == "Up"
+        and e.get("Channel", "").startswith("PJSIP/2002-")
+    )  # fmt: skip
+    assert caller_up >= agent_up, "the caller was answered before the agent picked up"
+    assert (
+        caller_up - joined >= 0.4
+    )  # the agent's phone rang ~0.5 s first: the caller heard ringing

@@ -9,8 +9,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlmodel import col
 
+from core.models import QueueLogEntry
 from core.settings import Settings
+from core.storage import Store
 from tests.scenarios.conftest import MQTT_PORT, AmiWatch
 from tests.scenarios.harness import Collector, Serve, dtmf_scenario, sipp_call
 
@@ -45,7 +49,7 @@ def waiting(settings: Settings, queue: str, caller: str) -> dict | None:
 
 
 async def test_waiting_caller_survives_a_serve_restart(
-    serve: Serve, settings: Settings, ami_watch: AmiWatch, tmp_path: Path
+    serve: Serve, settings: Settings, ami_watch: AmiWatch, store: Store, tmp_path: Path
 ) -> None:
     async with Collector(MQTT_PORT, "telephonist/testnode/acd/state", "t-state") as mqtt:
         # Line 200, 2: the support queue (nobody answers); the caller waits 14 s, hangs up.
@@ -82,3 +86,20 @@ async def test_waiting_caller_survives_a_serve_restart(
         e.get("Event") == "QueueCallerAbandon" and e.get("CallerIDNum") == "5590001"
         for e in ami_watch.events
     )
+
+    # queue_log: app_queue's own record of the call, ingested into the database.
+    uniqueid = again["uniqueid"]
+
+    async def logged() -> list[str]:
+        async with store.sessions() as s:
+            rows = await s.execute(
+                select(col(QueueLogEntry.event)).where(col(QueueLogEntry.callid) == uniqueid)
+            )
+            return [r[0] for r in rows.all()]
+
+    for _ in range(50):
+        events = await logged()
+        if "ABANDON" in events:
+            break
+        await asyncio.sleep(0.2)
+    assert events[:1] == ["ENTERQUEUE"] and "ABANDON" in events, events

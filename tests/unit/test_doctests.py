@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["agi_handlers.protocol", "core.ami", "core.backoff", "acd.redirects"]
+MODULES = ["agi_handlers.protocol", "core.ami", "core.backoff", "acd.redirects", "acd.queue_log"]
 
 
 @pytest.mark.parametrize("name", MODULES)
