@@ -77,7 +77,9 @@ class AcdController:
     async def redirect(self, session: CallSession) -> None:
         """Route ``acd-redirect``: the caller came back from Queue()."""
         queue_name = await session.get_var("TELEPHONIST_QUEUE")
-        status = await session.get_var("QUEUESTATUS")
+        reason = await session.get_var("TELEPHONIST_REDIRECT_REASON")
+        # Taken out of the queue by telephonist (no answer): app_queue set no status.
+        status = "CONTINUE" if reason == "no_answer" else await session.get_var("QUEUESTATUS")
         queue = self.queues.get(queue_name)
         if queue is None:
             log.error("call %s back from unknown queue %r (%s)", session.id, queue_name, status)

@@ -21,7 +21,7 @@ STATUS_REASONS: dict[str, tuple[str, str]] = {
     "JOINUNAVAIL": ("empty", "no agent available on arrival"),
     "LEAVEEMPTY": ("empty", "no agent available while waiting"),
     "LEAVEUNAVAIL": ("empty", "no agent available while waiting"),
-    "CONTINUE": ("no_answer", "agents did not answer"),
+    "CONTINUE": ("no_answer", "agents rang, none answered"),
 }
 
 

@@ -30,10 +30,14 @@ class QueueWatcher:
         self.ami = ami
         self.store = store
         self.state = CentreState([q.name for q in centre.queues])
+        self.queues = {q.name: q for q in centre.queues}
+        self._no_answers: dict[str, int] = {}
+        self._redirected: set[str] = set()
         self.loaded = 0
         """How many times the full state was (re)loaded from QueueStatus."""
         for name in EVENTS:
             ami.on_event(name, self._on_event)
+        ami.on_event("AgentRingNoAnswer", self._on_no_answer)
         ami.on_connect(self.reload)
 
     async def reload(self) -> None:
@@ -51,9 +55,49 @@ class QueueWatcher:
             uow.emit("acd", "state", {"kind": "snapshot", "queues": self.state.snapshot()})
 
     async def _on_event(self, event: Any) -> None:
+        if event.get("Event") in ("QueueCallerLeave", "QueueCallerAbandon"):
+            self._no_answers.pop(event.get("Uniqueid", ""), None)
+            self._redirected.discard(event.get("Uniqueid", ""))
         change = self.state.apply(event, time.time())
         if change is not None:
             await self._publish(change)
+
+    async def _on_no_answer(self, event: Any) -> None:
+        """Count unanswered rings per waiting caller; past the queue's ``ring_attempts``
+        take the caller out of the queue to its *no answer* destination."""
+        queue = self.queues.get(event.get("Queue", ""))
+        uniqueid, channel = event.get("Uniqueid", ""), event.get("Channel", "")
+        if queue is None or not queue.ring_attempts or uniqueid in self._redirected:
+            return
+        count = self._no_answers.get(uniqueid, 0) + 1
+        self._no_answers[uniqueid] = count
+        if count < queue.ring_attempts:
+            return
+        self._redirected.add(uniqueid)
+        self._no_answers.pop(uniqueid, None)
+        try:
+            await self.ami.send(
+                {
+                    "Action": "Setvar",
+                    "Channel": channel,
+                    "Variable": "TELEPHONIST_REDIRECT_REASON",
+                    "Value": "no_answer",
+                }
+            )
+            await self.ami.send(
+                {
+                    "Action": "Redirect",
+                    "Channel": channel,
+                    "Context": "telephonist-dest",
+                    "Exten": "queue-no-answer",
+                    "Priority": "1",
+                }
+            )
+            log.info(
+                "caller %s: %d unanswered rings in %s -> no answer", uniqueid, count, queue.name
+            )
+        except AmiError as exc:
+            log.warning("caller %s not taken out of %s: %s", uniqueid, queue.name, exc)
 
     async def _publish(self, change: Change) -> None:
         async with self.store.unit_of_work() as uow:

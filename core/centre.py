@@ -96,6 +96,9 @@ class Queue(_Def):
     """Callers waiting at most (0: no limit); one more is an overflow."""
     max_wait: int = Field(default=0, ge=0, le=86400)
     """Seconds a caller waits at most (0: no limit); then an overflow."""
+    ring_attempts: int = Field(default=0, ge=0, le=100)
+    """After this many agents rang for a caller without answering: a *no answer* redirect
+    (0: keep trying until max_wait)."""
     refuse_join_when: tuple[MemberCondition, ...] = ("unavailable", "invalid", "unknown")
     """A caller does not join when every agent is in one of these states (app_queue
     ``joinempty``): an *empty queue* redirect instead."""

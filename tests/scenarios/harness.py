@@ -183,8 +183,11 @@ class AgentPhone:
     """A real SIP phone for an agent (sipp UAS): rings, answers, talks until the caller
     hangs up. ``answered()`` says whether it took a call."""
 
-    def __init__(self, port: int, workdir: Path) -> None:
+    def __init__(
+        self, port: int, workdir: Path, scenario: str = "agent_answers.xml", calls: int = 1
+    ) -> None:
         self.port = port
+        self.scenario, self.calls = scenario, calls
         self.log = workdir / f"agent-{port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -192,8 +195,9 @@ class AgentPhone:
         self._out = self.log.open("wb")
         self.proc = subprocess.Popen(
             [
-                "sipp", "-sf", str(SIPP_DIR / "agent_answers.xml"), "-i", "127.0.0.1",
-                "-p", str(self.port), "-mp", str(self.port + 10000), "-m", "1", "-nostdin",
+                "sipp", "-sf", str(SIPP_DIR / self.scenario), "-i", "127.0.0.1",
+                "-p", str(self.port), "-mp", str(self.port + 10000), "-m", str(self.calls),
+                "-nostdin",
                 "-timeout", "60s",
             ],
             stdout=self._out, stderr=subprocess.STDOUT,
@@ -210,6 +214,7 @@ class AgentPhone:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.proc is not None and not self._out.closed:
             self._out.close()
 
 

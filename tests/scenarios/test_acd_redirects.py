@@ -16,7 +16,7 @@ from core.models import QueueRedirect
 from core.settings import Settings
 from core.storage import Store
 from tests.scenarios.conftest import MQTT_PORT, AmiWatch
-from tests.scenarios.harness import Collector, Serve, dtmf_scenario, sipp_call
+from tests.scenarios.harness import AgentPhone, Collector, Serve, dtmf_scenario, sipp_call
 
 pytestmark = pytest.mark.pbx
 
@@ -141,3 +141,40 @@ async def test_after_hours_redirect_and_queue_status(
     assert out.returncode == 0, out.stderr
     closed = next(line for line in out.stdout.splitlines() if "closed-q" in line)
     assert closed.split("│")[-2].strip() == "1"  # after_hours column
+
+
+async def test_no_answer_redirect(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    carol = AgentPhone(25503, tmp_path, scenario="agent_never_answers.xml", calls=2)
+    carol.start()
+    try:
+        login = await asyncio.to_thread(cli, settings, "agent", "login", "carol")
+        assert login.returncode == 0, login.stderr
+        await dial(settings, tmp_path, "5570006", "5", 15000)
+        await ami_watch.wait_for(
+            voicemail_for("5570006"), timeout=20, what="VoiceMail after no answer"
+        )
+    finally:
+        carol.stop()
+        await asyncio.to_thread(cli, settings, "agent", "logout", "carol")
+    rings = [
+        e for e in ami_watch.events
+        if e.get("Event") == "AgentRingNoAnswer" and e.get("CallerIDNum") == "5570006"
+    ]  # fmt: skip
+    assert len(rings) == 2 and {e["MemberName"] for e in rings} == {"Carol"}
+    row = await redirect_of(store, "5570006")
+    assert (row.queue, row.reason, row.status, row.destination) == (
+        "ringing-q",
+        "no_answer",
+        "CONTINUE",
+        "voicemail:100",
+    )
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    config = settings.data_dir.parent / "telephonist.toml"
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=30, check=False, cwd=Path(__file__).parents[2],
+    )  # fmt: skip

@@ -104,7 +104,9 @@ async def test_unknown_agent_and_bad_reason_are_clear_errors(
     settings: Settings, pbx: object
 ) -> None:
     result = await asyncio.to_thread(cli, settings, "agent", "login", "mallory")
-    assert result.returncode == 2 and "no agent 'mallory' (agents: alice, bob)" in result.stderr
+    assert (
+        result.returncode == 2 and "no agent 'mallory' (agents: alice, bob, carol)" in result.stderr
+    )
     result = await asyncio.to_thread(
         cli, settings, "agent", "pause", "alice", "--reason", "x\r\nAction: Logoff"
     )
