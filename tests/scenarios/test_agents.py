@@ -105,7 +105,8 @@ async def test_unknown_agent_and_bad_reason_are_clear_errors(
 ) -> None:
     result = await asyncio.to_thread(cli, settings, "agent", "login", "mallory")
     assert (
-        result.returncode == 2 and "no agent 'mallory' (agents: alice, bob, carol)" in result.stderr
+        result.returncode == 2
+        and "no agent 'mallory' (agents: alice, bob, carol, dave, erin, frank)" in result.stderr
     )
     result = await asyncio.to_thread(
         cli, settings, "agent", "pause", "alice", "--reason", "x\r\nAction: Logoff"
@@ -149,3 +150,64 @@ async def test_answer_on_pickup_caller_is_answered_only_when_the_agent_answers(
     assert (
         caller_up - joined >= 0.4
     )  # the agent's phone rang ~0.5 s first: the caller heard ringing
+
+
+async def call_queue_line(
+    settings: Settings, tmp_path: Path, number: str, caller: str, talk_ms: int
+) -> None:
+    scenario = dtmf_scenario(tmp_path / f"{caller}.xml", [], talk_ms)
+    proc = await asyncio.to_thread(
+        sipp_call, settings.pbx.sip_port, number, caller, scenario=str(scenario)
+    )
+    assert proc.returncode == 0, proc.stdout[-1500:]
+
+
+async def test_calls_are_distributed_by_the_strategy(
+    serve: Serve, settings: Settings, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    dave = AgentPhone(25504, tmp_path, calls=2)
+    erin = AgentPhone(25505, tmp_path, calls=2)
+    dave.start()
+    erin.start()
+    try:
+        for name in ("dave", "erin"):
+            await agent(settings, "login", name)
+        # rrmemory: the second call goes to the agent after the one who took the first.
+        await call_queue_line(settings, tmp_path, "301", "5581001", 3000)
+        await call_queue_line(settings, tmp_path, "301", "5581002", 3000)
+    finally:
+        dave.stop()
+        erin.stop()
+        for name in ("dave", "erin"):
+            await asyncio.to_thread(cli, settings, "agent", "logout", name)
+    took = {
+        e.get("CallerIDNum"): e.get("MemberName") for e in ami_watch.events
+        if e.get("Event") == "AgentConnect" and e.get("Queue") == "rr-q"
+    }  # fmt: skip
+    assert set(took) == {"5581001", "5581002"}
+    assert set(took.values()) == {"Dave", "Erin"}, took
+
+
+async def test_wrap_up_time_is_honoured(
+    serve: Serve, settings: Settings, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    frank = AgentPhone(25506, tmp_path, calls=2)
+    frank.start()
+    try:
+        await agent(settings, "login", "frank")
+        await call_queue_line(settings, tmp_path, "302", "5582001", 3000)
+        await call_queue_line(settings, tmp_path, "302", "5582002", 9000)
+    finally:
+        frank.stop()
+        await asyncio.to_thread(cli, settings, "agent", "logout", "frank")
+
+    def ts(event: str, caller: str) -> float:
+        return next(
+            float(e["Timestamp"]) for e in ami_watch.events
+            if e.get("Event") == event and e.get("CallerIDNum") == caller
+        )  # fmt: skip
+
+    rest = ts("AgentCalled", "5582002") - ts("AgentComplete", "5582001")
+    # app_queue keeps the last call's time in whole seconds, so a 4 s wrap-up can be up to
+    # a second shorter; without wrap-up Frank would be rung a fraction of a second later.
+    assert rest >= 2.9, f"Frank was rung {rest:.1f}s after his last call (wrap-up: 4 s)"
