@@ -6,7 +6,7 @@ TEL   := $(BIN)/telephonist
 DEMO  := demo/telephonist.toml
 PYTHON ?= python3
 
-.PHONY: setup system venv broker postgres run pbx-up pbx-down call test check fmt clean bench-ivr
+.PHONY: setup system venv broker postgres run pbx-up pbx-down call test check fmt clean bench-ivr bench-acd
 
 ## setup: system packages (apt) + virtualenv with telephonist installed
 setup: system venv
@@ -49,7 +49,7 @@ pbx-down: venv
 
 ## call: one real SIP call (sipp) to the demo line 100
 call:
-	sipp 127.0.0.1:15060 -sf tests/scenarios/sipp/call_hangup_by_pbx.xml -s 100 -m 1 -key caller 5550100 \
+	sipp 127.0.0.1:15060 -sf core/sipp/call_hangup_by_pbx.xml -s 100 -m 1 -key caller 5550100 \
 	  -i 127.0.0.1 -p 25070 -mp 36070 -timeout 30s -timeout_error -nostdin -trace_err
 
 ## test: the same set-up, then the whole suite (real Asterisk, sipp, Mosquitto, PostgreSQL)
@@ -59,6 +59,10 @@ test: setup broker postgres
 ## bench-ivr: telephonist's IVR against the same menu in plain dialplan (prints numbers)
 bench-ivr: setup broker
 	$(TEL) ivr bench
+
+## bench-acd: agents on real SIP phones, callers at a fixed rate (prints numbers)
+bench-acd: setup broker
+	$(TEL) queue bench
 
 ## check: lint, format check and types
 check: venv

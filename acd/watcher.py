@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from acd.state import CentreState, Change
@@ -33,6 +34,8 @@ class QueueWatcher:
         self.queues = {q.name: q for q in centre.queues}
         self._no_answers: dict[str, int] = {}
         self._redirected: set[str] = set()
+        self.delays: deque[float] = deque(maxlen=50_000)
+        """Seconds from an AMI event (Asterisk's Timestamp) to the state change applied."""
         self.loaded = 0
         """How many times the full state was (re)loaded from QueueStatus."""
         for name in EVENTS:
@@ -58,8 +61,13 @@ class QueueWatcher:
         if event.get("Event") in ("QueueCallerLeave", "QueueCallerAbandon"):
             self._no_answers.pop(event.get("Uniqueid", ""), None)
             self._redirected.discard(event.get("Uniqueid", ""))
-        change = self.state.apply(event, time.time())
+        now = time.time()
+        change = self.state.apply(event, now)
         if change is not None:
+            try:
+                self.delays.append(max(0.0, now - float(event.get("Timestamp", now))))
+            except ValueError:
+                pass
             await self._publish(change)
 
     async def _on_no_answer(self, event: Any) -> None:

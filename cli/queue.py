@@ -114,3 +114,27 @@ def status(
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
+
+
+@app.command()
+def bench(
+    agents: int = typer.Option(10, min=1, max=200),
+    rate: float = typer.Option(2.0, help="Callers per second"),
+    seconds: int = typer.Option(30, min=1),
+    talk: float = typer.Option(4.0, help="Seconds each answered call lasts"),
+) -> None:
+    """ACD benchmark on the sandbox PBX: offered, answered, redirected, lost, watcher delay."""
+    from acd.bench import run
+    from asterisk_conf.sandbox import SandboxError
+    from cli.common import errors
+
+    with errors(SandboxError, RuntimeError):
+        r = asyncio.run(run(agents, rate, seconds, int(talk * 1000), out=typer.echo))
+    typer.echo(
+        f"offered {r['offered']}, answered {r['answered']}, "
+        f"redirected {r['redirected']}, lost {r['lost']}"
+    )
+    d = r["state_delay_ms"]
+    typer.echo(
+        f"AMI event -> watcher state: p50 {d['p50']:.2f} ms, p99 {d['p99']:.2f} ms (n={d['n']})"
+    )

@@ -43,9 +43,13 @@ class HttpEndpoint:
         """Live queues: waiting callers and agents (``telephonist queue status --watch``)."""
         if self.queue_state is None:
             return web.json_response({"error": "no queue watcher"}, status=404)
-        return web.json_response(
-            {"loaded": self.queue_state.loaded, "queues": self.queue_state.state.snapshot()}
-        )
+        body: dict[str, object] = {
+            "loaded": self.queue_state.loaded,
+            "queues": self.queue_state.state.snapshot(),
+        }
+        if _request.query.get("delays"):
+            body["delays_ms"] = [round(d * 1000, 2) for d in self.queue_state.delays]
+        return web.json_response(body)
 
     async def _ivr_latency(self, request: web.Request) -> web.Response:
         """Recent digit-to-prompt latencies in ms; ``?reset=1`` empties the buffer."""

@@ -24,7 +24,7 @@ from core.simcall import dtmf_scenario
 
 __all__ = ["dtmf_scenario"]
 
-SIPP_DIR = Path(__file__).parent / "sipp"
+SIPP_DIR = Path(__file__).parents[2] / "core" / "sipp"
 # Each sipp takes its SIP port and 4 media ports from -mp: keep 10 apart, clear of 25xxx.
 _sipp_ports = itertools.count(26000, 10)
 
