@@ -114,7 +114,10 @@ async def run(
         settings.pbx.host, settings.pbx.ami_port, settings.pbx.ami_user, settings.ami_secret
     )
     connects: list[str] = []
+    spans: list[tuple[float, int]] = []  # (+1 at connect, -1 at complete): calls in progress
     ami.on_event("AgentConnect", lambda e: connects.append(e.get("Uniqueid", "")))
+    ami.on_event("AgentConnect", lambda e: spans.append((float(e.get("Timestamp", 0)), 1)))
+    ami.on_event("AgentComplete", lambda e: spans.append((float(e.get("Timestamp", 0)), -1)))
     ami_task = asyncio.create_task(ami.run())
     from core.storage import Store
 
@@ -157,12 +160,17 @@ async def run(
         ) as r:
             delays = [float(x) for x in json.loads(r.read()).get("delays_ms", [])]
         answered = len(set(connects))
+        busiest = current = 0
+        for _, step in sorted(spans):
+            current += step
+            busiest = max(busiest, current)
         lost = calls - answered - sum(redirected.values())
         return {
             "offered": calls,
             "answered": answered,
             "redirected": redirected,
             "lost": lost,
+            "max_simultaneous_agent_calls": busiest,
             "sipp_failed": _failed(proc.stdout),
             "state_delay_ms": {"p50": _pct(delays, 50), "p99": _pct(delays, 99), "n": len(delays)},
         }

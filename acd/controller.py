@@ -78,8 +78,10 @@ class AcdController:
         """Route ``acd-redirect``: the caller came back from Queue()."""
         queue_name = await session.get_var("TELEPHONIST_QUEUE")
         reason = await session.get_var("TELEPHONIST_REDIRECT_REASON")
-        # Taken out of the queue by telephonist (no answer): app_queue set no status.
-        status = "CONTINUE" if reason == "no_answer" else await session.get_var("QUEUESTATUS")
+        # Taken out of the queue by telephonist (no answer, or max_wait enforced to the
+        # second): app_queue set no status, so the reason stands in for it.
+        taken_out = {"no_answer": "CONTINUE", "max_wait": "TIMEOUT"}
+        status = taken_out.get(reason) or await session.get_var("QUEUESTATUS")
         queue = self.queues.get(queue_name)
         if queue is None:
             log.error("call %s back from unknown queue %r (%s)", session.id, queue_name, status)

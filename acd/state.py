@@ -20,6 +20,7 @@ class WaitingCaller:
     position: int
     joined_at: float
     """Seconds since the epoch (Asterisk's clock)."""
+    channel: str = ""
 
 
 @dataclass
@@ -82,8 +83,9 @@ class CentreState:
             uid = ev.get("Uniqueid", "")
             wait = float(ev.get("Wait", 0) or 0)
             queue.callers[uid] = WaitingCaller(
-                uid, ev.get("CallerIDNum", ""), int(ev.get("Position", 0) or 0), now - wait
-            )
+                uid, ev.get("CallerIDNum", ""), int(ev.get("Position", 0) or 0), now - wait,
+                ev.get("Channel", ""),
+            )  # fmt: skip
             return Change(
                 queue.name,
                 "caller_joined",

@@ -134,6 +134,7 @@ def bench(
         f"offered {r['offered']}, answered {r['answered']}, "
         f"redirected {r['redirected']}, lost {r['lost']}"
     )
+    typer.echo(f"most agent calls at once: {r['max_simultaneous_agent_calls']} ({agents} agents)")
     d = r["state_delay_ms"]
     typer.echo(
         f"AMI event -> watcher state: p50 {d['p50']:.2f} ms, p99 {d['p99']:.2f} ms (n={d['n']})"

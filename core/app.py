@@ -99,6 +99,7 @@ class Service:
                 tg.create_task(self.stasis.run(), name="stasis")
                 if self.registry is not None:
                     tg.create_task(self.registry.watch(), name="ivr-watch")
+                tg.create_task(self.watcher.run(), name="queue-max-wait")
                 if self.queue_log is not None:
                     tg.create_task(self.queue_log.run(), name="queue-log")
         finally:
