@@ -124,23 +124,16 @@ class Queue(_Def):
     @field_validator("hours")
     @classmethod
     def _hours(cls, v: dict[str, str] | None) -> dict[str, str] | None:
-        if v is not None:
-            from ivr.model import Hours  # the same opening-hours language as IVR entries
+        from ivr.model import check_hours  # the same opening-hours language as IVR entries
 
-            Hours.parse(v)
-        return v
+        return check_hours(v)
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str | None) -> str | None:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from ivr.model import check_timezone
 
-        if v is not None:
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {v!r} (e.g. Europe/Paris)") from None
-        return v
+        return check_timezone(v)
 
     @field_validator("periodic_announce")
     @classmethod

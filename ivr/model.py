@@ -242,6 +242,23 @@ def _ranges(text: str, days: str) -> list[tuple[time, time]]:
     return out
 
 
+def check_timezone(v: str | None) -> str | None:
+    """A known time zone name (or None); the error says what is expected."""
+    if v is not None:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (e.g. Europe/Paris)") from None
+    return v
+
+
+def check_hours(v: dict[str, str] | None) -> dict[str, str] | None:
+    """Opening hours that parse (the error names the day and range at fault)."""
+    if v is not None:
+        Hours.parse(v)
+    return v
+
+
 class Entry(_Def):
     """A number callers dial that starts in a menu."""
 
@@ -258,22 +275,8 @@ class Entry(_Def):
     fallback: str = "playback"
     """When telephonist is down: see core.centre.Line.fallback."""
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                ZoneInfo(v)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {v!r} (e.g. Europe/Paris)") from None
-        return v
-
-    @field_validator("hours")
-    @classmethod
-    def _hours(cls, v: dict[str, str] | None) -> dict[str, str] | None:
-        if v is not None:
-            Hours.parse(v)  # raises with the day and range at fault
-        return v
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: check_timezone(v)))
+    _hours = field_validator("hours")(classmethod(lambda cls, v: check_hours(v)))
 
 
 class IvrConfig(_Def):
@@ -291,7 +294,7 @@ class IvrConfig(_Def):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        return Entry._tz(v) or v
+        return check_timezone(v) or v
 
     @field_validator("menus", mode="before")
     @classmethod
