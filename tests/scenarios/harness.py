@@ -135,6 +135,14 @@ class Serve:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def telephonist(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``telephonist`` CLI as an admin would, against the scenario config."""
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=30, check=False, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+
+
 def sipp_call(
     sip_port: int,
     number: str,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,14 @@ from core.models import QueueRedirect
 from core.settings import Settings
 from core.storage import Store
 from tests.scenarios.conftest import MQTT_PORT, AmiWatch
-from tests.scenarios.harness import AgentPhone, Collector, Serve, dtmf_scenario, sipp_call
+from tests.scenarios.harness import (
+    AgentPhone,
+    Collector,
+    Serve,
+    dtmf_scenario,
+    sipp_call,
+    telephonist,
+)
 
 pytestmark = pytest.mark.pbx
 
@@ -132,12 +138,7 @@ async def test_after_hours_redirect_and_queue_status(
         e for e in ami_watch.events
         if e.get("Event") == "QueueCallerJoin" and e.get("CallerIDNum") == "5570005"
     ]  # fmt: skip
-    config = settings.data_dir.parent / "telephonist.toml"
-    out = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "cli.main", "--config", str(config), "queue", "status"],
-        capture_output=True, text=True, timeout=30, check=False, cwd=Path(__file__).parents[2],
-    )  # fmt: skip
+    out = await asyncio.to_thread(cli, settings, "queue", "status")
     assert out.returncode == 0, out.stderr
     closed = next(line for line in out.stdout.splitlines() if "closed-q" in line)
     assert closed.split("│")[-2].strip() == "1"  # after_hours column
@@ -173,8 +174,4 @@ async def test_no_answer_redirect(
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    config = settings.data_dir.parent / "telephonist.toml"
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=30, check=False, cwd=Path(__file__).parents[2],
-    )  # fmt: skip
+    return telephonist(settings.data_dir.parent / "telephonist.toml", *args)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,17 +15,13 @@ from core.models import AgentLogin, AgentPause
 from core.settings import Settings
 from core.storage import Store
 from tests.scenarios.conftest import AmiWatch
-from tests.scenarios.harness import AgentPhone, Serve, dtmf_scenario, sipp_call
+from tests.scenarios.harness import AgentPhone, Serve, dtmf_scenario, sipp_call, telephonist
 
 pytestmark = pytest.mark.pbx
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    config = settings.data_dir.parent / "telephonist.toml"
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=30, check=False, cwd=Path(__file__).parents[2],
-    )  # fmt: skip
+    return telephonist(settings.data_dir.parent / "telephonist.toml", *args)
 
 
 async def agent(settings: Settings, *args: str) -> str:

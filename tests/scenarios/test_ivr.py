@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from core.models import CallbackRequest, IvrStep
 from core.settings import Settings
 from core.storage import Store
 from tests.scenarios.conftest import AmiWatch, journey
-from tests.scenarios.harness import Serve, dtmf_scenario, sipp_call
+from tests.scenarios.harness import Serve, dtmf_scenario, sipp_call, telephonist
 
 pytestmark = pytest.mark.pbx
 
@@ -319,15 +318,7 @@ async def test_serve_down_ivr_line_goes_to_its_fallback_queue(
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    config = settings.data_dir.parent / "telephonist.toml"
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        cwd=Path(__file__).parents[2],
-    )
+    return telephonist(settings.data_dir.parent / "telephonist.toml", *args)
 
 
 async def _reload(settings: Settings) -> None:
