@@ -6,7 +6,7 @@ TEL   := $(BIN)/telephonist
 DEMO  := demo/telephonist.toml
 PYTHON ?= python3
 
-.PHONY: setup system venv broker postgres run pbx-up pbx-down call test check fmt clean bench-ivr bench-acd
+.PHONY: setup system venv broker postgres run pbx-up pbx-down call test check fmt clean bench-ivr bench-acd bench-dialer
 
 ## setup: system packages (apt) + virtualenv with telephonist installed
 setup: system venv
@@ -59,6 +59,10 @@ test: setup broker postgres
 ## bench-ivr: telephonist's IVR against the same menu in plain dialplan (prints numbers)
 bench-ivr: setup broker
 	$(TEL) ivr bench
+
+## bench-dialer: every pacing policy on every scenario of the seeded simulator (prints numbers)
+bench-dialer: setup
+	$(TEL) dialer bench
 
 ## bench-acd: agents on real SIP phones, callers at a fixed rate (prints numbers)
 bench-acd: setup broker

@@ -143,7 +143,8 @@ async def run(
         )
         cmd = [
             "sipp", f"127.0.0.1:{settings.pbx.sip_port}", "-sf", str(scenario), "-s", "400",
-            "-key", "caller", "5599000", "-m", str(calls), "-r", str(rate), "-i", "127.0.0.1",
+            "-key", "caller", "5599000", "-m", str(calls), "-r", str(rate), "-l", str(calls),
+            "-i", "127.0.0.1",
             "-p", "29000", "-mp", "39000", "-timeout", f"{seconds + 120}s", "-nostdin",
         ]  # fmt: skip
         proc = await asyncio.to_thread(

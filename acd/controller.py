@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from acd.redirects import Decision, after_hours, decide, to_action
+from callbacks import tasks
 from core import calls
 from core.centre import Centre
 from core.models import QueueRedirect
 from core.stasis import CallEnded, CallSession
-from core.storage import Store
+from core.storage import Store, UnitOfWork
 from ivr.model import Action
 
 log = logging.getLogger("telephonist.acd")
@@ -91,6 +92,27 @@ class AcdController:
         except CallEnded:
             pass
 
+    async def _missed(self, uow: UnitOfWork, decision: Decision, caller: str) -> None:
+        """A caller the queue could not serve, sent nowhere that serves them (hang-up, or
+        nothing configured): a missed call to call back. Voicemail makes its own task when a
+        message is left; another queue, a menu or an extension still serve the caller."""
+        missed = self.centre.callbacks.missed
+        kind = (decision.destination or "hangup").partition(":")[0]
+        if not missed.redirected or kind not in ("hangup", "outside"):
+            return
+        try:
+            await tasks.missed(
+                uow,
+                number=caller,
+                queue=decision.queue,
+                source="missed",
+                window=missed.window,
+                delay=missed.delay,
+                note=f"{decision.reason} ({decision.detail})"[:200],
+            )
+        except tasks.CallbackError:
+            pass  # no number to call back
+
     async def _redirect(self, session: CallSession, decision: Decision, line: str) -> None:
         async with self.store.unit_of_work() as uow:
             row = QueueRedirect(
@@ -119,6 +141,7 @@ class AcdController:
                     "at": row.at,
                 },
             )
+            await self._missed(uow, decision, session.caller_number)
         log.info(
             "call %s: %s %s (%s) -> %s",
             session.id, decision.queue, decision.reason, decision.detail, decision.destination,

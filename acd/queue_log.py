@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
 
 from core.models import QueueLogEntry, QueueLogPosition
-from core.storage import Store
+from core.storage import Store, UnitOfWork
 
 log = logging.getLogger("telephonist.acd")
 
@@ -49,11 +50,17 @@ def parse_line(line: str) -> QueueLogEntry | None:
     )
 
 
+Hook = Callable[[UnitOfWork, list[QueueLogEntry]], Awaitable[None]]
+"""Runs inside the ingestion transaction with the new lines (callbacks learn outcomes so)."""
+
+
 class QueueLogIngester:
     def __init__(self, path: Path, store: Store, interval: float = 1.0) -> None:
         self.path = path
         self.store = store
         self.interval = interval
+        self.hooks: list[Hook] = []
+        self._lock = asyncio.Lock()
 
     async def run(self) -> None:
         while True:
@@ -65,6 +72,10 @@ class QueueLogIngester:
 
     async def ingest_once(self) -> int:
         """Store the lines added since the last call; returns how many."""
+        async with self._lock:
+            return await self._ingest()
+
+    async def _ingest(self) -> int:
         if not self.path.exists():
             return 0
         stat = self.path.stat()
@@ -82,16 +93,19 @@ class QueueLogIngester:
                 return 0
             chunk = await asyncio.to_thread(_read_from, self.path, position.offset)
             complete = chunk[: chunk.rfind(b"\n") + 1]  # a half-written last line waits
-            count = 0
+            entries = []
             for raw in complete.decode(errors="replace").splitlines():
                 entry = parse_line(raw)
                 if entry is not None:
                     uow.session.add(entry)
-                    count += 1
+                    entries.append(entry)
             position.offset += len(complete)
-            if count:
-                uow.emit("acd", "queue_log", {"lines": count})
-        return count
+            if entries:
+                await uow.session.flush()
+                for hook in self.hooks:
+                    await hook(uow, entries)
+                uow.emit("acd", "queue_log", {"lines": len(entries)})
+        return len(entries)
 
 
 def _read_from(path: Path, offset: int, limit: int = 4 << 20) -> bytes:

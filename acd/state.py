@@ -32,6 +32,8 @@ class Member:
     state: str = "unknown"
     in_call: bool = False
     calls_taken: int = 0
+    since: float = 0.0
+    """When the member's state, call or pause last changed (seconds since the epoch)."""
 
 
 @dataclass
@@ -126,6 +128,12 @@ class CentreState:
             queue.members[iface] = member
             if asdict(member) == before:
                 return None
+            if (member.state, member.in_call, member.paused) != (
+                before["state"],
+                before["in_call"],
+                before["paused"],
+            ):
+                member.since = now
             return Change(queue.name, "member", asdict(member))
         if kind == "QueueMemberRemoved":
             iface = ev.get("Interface", "")

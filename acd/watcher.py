@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 from acd.state import CentreState, Change
@@ -19,6 +19,9 @@ from core.centre import Centre
 from core.storage import Store
 
 log = logging.getLogger("telephonist.acd")
+
+PLACEHOLDER = ("Local/cb", "Local/ag")
+"""Channels of callbacks waiting in a queue (see callbacks/service.py)."""
 
 EVENTS = (
     "QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentComplete",
@@ -38,6 +41,8 @@ class QueueWatcher:
         self.delays: deque[float] = deque(maxlen=50_000)
         """Seconds from an AMI event (Asterisk's Timestamp) to the state change applied."""
         self.loaded = 0
+        self.left: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        """Callers who recently left a queue: uniqueid -> (queue, when they had joined)."""
         """How many times the full state was (re)loaded from QueueStatus."""
         for name in EVENTS:
             ami.on_event(name, self._on_event)
@@ -60,8 +65,14 @@ class QueueWatcher:
 
     async def _on_event(self, event: Any) -> None:
         if event.get("Event") in ("QueueCallerLeave", "QueueCallerAbandon"):
-            self._no_answers.pop(event.get("Uniqueid", ""), None)
-            self._redirected.discard(event.get("Uniqueid", ""))
+            uid = event.get("Uniqueid", "")
+            self._no_answers.pop(uid, None)
+            self._redirected.discard(uid)
+            queue = self.state.queues.get(event.get("Queue", ""))
+            if queue is not None and uid in queue.callers:
+                self.left[uid] = (queue.name, queue.callers[uid].joined_at)
+                while len(self.left) > 1000:
+                    self.left.popitem(last=False)
         now = time.time()
         change = self.state.apply(event, now)
         if change is not None:
@@ -83,6 +94,8 @@ class QueueWatcher:
                 if not queue.max_wait:
                     continue
                 for caller in list(self.state.queues[name].callers.values()):
+                    if caller.channel.startswith(PLACEHOLDER):
+                        continue  # a callback keeping a customer's place: no time limit
                     if now - caller.joined_at >= queue.max_wait + 0.5:
                         await self._take_out(
                             caller.uniqueid, caller.channel, queue.name, "max_wait"
@@ -95,6 +108,8 @@ class QueueWatcher:
         uniqueid, channel = event.get("Uniqueid", ""), event.get("Channel", "")
         if queue is None or not queue.ring_attempts or uniqueid in self._redirected:
             return
+        if channel.startswith(PLACEHOLDER):
+            return  # a callback: app_queue keeps ringing agents for it
         count = self._no_answers.get(uniqueid, 0) + 1
         self._no_answers[uniqueid] = count
         if count >= queue.ring_attempts:

@@ -12,10 +12,9 @@ from rich.table import Table
 
 from acd.agents import AgentError, AgentService
 from asterisk_conf.render import agent_password
-from cli.common import errors, state
+from cli.common import errors, open_store, state
 from core.ami import AmiClient, AmiError
 from core.settings import Settings
-from core.storage import Store
 
 app = typer.Typer(help="Agents: login, logout, pause, unpause, list.")
 T = TypeVar("T")
@@ -29,9 +28,7 @@ def _run(ctx: typer.Context, action: Callable[[AgentService], Awaitable[T]]) -> 
     async def _go() -> T:
         pbx = settings.pbx
         ami = AmiClient(pbx.host, pbx.ami_port, pbx.ami_user, settings.ami_secret, events="off")
-        store = Store(
-            settings.database_url, topic_prefix=settings.mqtt.topic_prefix, node=settings.mqtt.node
-        )
+        store = open_store(settings)
         task = asyncio.create_task(ami.run(), name="ami")
         try:
             await store.migrate()

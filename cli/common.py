@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import typer
 
 from asterisk_conf.render import RenderError
 from core.centre import Centre
 from core.settings import Settings, SettingsError, load_settings
+from core.storage import Store
 from core.yamlfile import DefinitionError
 from ivr.definitions import Definitions, load_definitions
 
@@ -53,3 +56,36 @@ def errors(*extra: type[Exception]) -> Iterator[None]:
     except (*KNOWN_ERRORS, *extra) as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
+
+
+T = TypeVar("T")
+
+
+def open_store(settings: Settings) -> Store:
+    """The database, with events published under the configured node."""
+    return Store(
+        settings.database_url, topic_prefix=settings.mqtt.topic_prefix, node=settings.mqtt.node
+    )
+
+
+def with_store(
+    ctx: typer.Context,
+    action: Callable[[Store, Centre], Awaitable[T]],
+    *known: type[Exception],
+) -> T:
+    """Run ``action(store, centre)`` on a migrated database; ``known`` errors (and the
+    settings/definition ones) exit 2 with their message."""
+    st = state(ctx)
+    settings = st.settings()
+    centre = st.centre()
+
+    async def go() -> T:
+        store = open_store(settings)
+        try:
+            await store.migrate()
+            return await action(store, centre)
+        finally:
+            await store.close()
+
+    with errors(*known):
+        return asyncio.run(go())

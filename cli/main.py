@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from cli import agent, ivr, pbx, queue
+from cli import agent, callback, campaign, contacts, dialer, ivr, pbx, queue, voicemail
 from cli.common import CliState, errors, state
 from core.storage import Store
 
@@ -23,6 +23,13 @@ app.add_typer(db_app, name="db")
 app.add_typer(ivr.app, name="ivr")
 app.add_typer(queue.app, name="queue")
 app.add_typer(agent.app, name="agent")
+app.add_typer(callback.app, name="callback")
+app.add_typer(voicemail.app, name="voicemail")
+app.add_typer(dialer.app, name="dialer")
+app.add_typer(contacts.app, name="contacts")
+app.add_typer(contacts.dnc_app, name="dnc")
+app.add_typer(campaign.app, name="campaign")
+app.add_typer(campaign.disposition_app, name="disposition")
 
 
 @app.callback()

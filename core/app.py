@@ -17,6 +17,9 @@ from acd.watcher import QueueWatcher
 from agi_handlers.selftest import selftest_route
 from agi_handlers.server import AgiServer
 from agi_handlers.vip import vip_lookup_route
+from callbacks.capture import QueueCallbackRoute
+from callbacks.service import CallbackService
+from callbacks.voicemail import VoicemailWatcher, sandbox_spool
 from core.ami import AmiClient
 from core.ari import AriClient
 from core.events import OutboxPublisher
@@ -25,6 +28,7 @@ from core.settings import Settings
 from core.stasis import EVENTS as STASIS_EVENTS
 from core.stasis import StasisDispatcher
 from core.storage import Store
+from dialer.engine import DialerService
 from ivr.controller import IvrController
 from ivr.definitions import Definitions
 from ivr.demo import demo_route
@@ -74,6 +78,20 @@ class Service:
         self.queue_log = QueueLogIngester(log_path, self.store) if log_path else None
         routes["acd-redirect"] = self.acd.redirect
         routes["queue"] = self.acd.line
+        routes["queue-callback"] = QueueCallbackRoute(self.store, self.watcher, self.acd)
+        self.callbacks = CallbackService(
+            self.store, self.ami, self.centre, self.watcher, self.queue_log
+        )
+        self.dialer = DialerService(self.store, self.ami, self.watcher, self.queue_log)
+        rootfs = pbx.cache_dir / f"rootfs-{pbx.debian_suite}"
+        spool = pbx.voicemail_spool
+        if spool is None and pbx.mode == "sandbox":
+            spool = sandbox_spool(rootfs, pbx.instance)
+        self.voicemail = (
+            VoicemailWatcher(self.store, self.ami, self.centre, spool, settings.smtp)
+            if spool is not None
+            else None
+        )
         if self.registry is not None:
             ivr = IvrController(self.store, self.registry, self.centre, acd=self.acd)
             routes |= {"ivr": ivr.start, "ivr-resume": ivr.resume}
@@ -102,6 +120,10 @@ class Service:
                 tg.create_task(self.watcher.run(), name="queue-max-wait")
                 if self.queue_log is not None:
                     tg.create_task(self.queue_log.run(), name="queue-log")
+                tg.create_task(self.callbacks.run(), name="callbacks")
+                tg.create_task(self.dialer.run(), name="dialer")
+                if self.voicemail is not None:
+                    tg.create_task(self.voicemail.run(), name="voicemail")
         finally:
             await self.store.close()
 

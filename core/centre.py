@@ -120,6 +120,9 @@ class Queue(_Def):
     """Opening hours like an IVR entry's (``{"mon-fri": "08:00-18:00"}``); omitted: always."""
     holidays: tuple[date, ...] = ()
     redirects: Redirects = Field(default_factory=Redirects)
+    callback_digit: str | None = Field(default=None, pattern=r"^[0-9*#]$")
+    """A digit a waiting caller presses to leave the queue and be called back, keeping
+    their place (app_queue's ``context``). Empty: no callback offer while waiting."""
 
     @field_validator("hours")
     @classmethod
@@ -179,6 +182,22 @@ class Mailbox(_Def):
     box: str = Field(pattern=DIGITS)
     name: str = Field(default="", pattern=LABEL)
     email: str | None = Field(default=None, pattern=r"^[^\s,|<>\"]+@[^\s,|<>\"]+$")
+    """Where telephonist e-mails a notice of each new message (needs ``[smtp]`` settings)."""
+    attach: bool = True
+    """Attach the recording to the e-mail."""
+    greeting: Literal["unavailable", "busy", "none"] = "unavailable"
+    """Which greeting callers hear first (``none``: straight to the tone)."""
+    max_seconds: int = Field(default=180, ge=5, le=3600)
+    """Longest message."""
+    callback: bool = True
+    """A message whose caller number is known becomes a callback task."""
+    callback_queue: str | None = Field(default=None, pattern=NAME)
+    """The queue whose agents call back (default: the centre's ``callbacks.queue``)."""
+
+    @property
+    def options(self) -> str:
+        """VoiceMail() options for this box's greeting."""
+        return {"unavailable": "u", "busy": "b", "none": "s"}[self.greeting]
 
 
 class Trunk(_Def):
@@ -189,8 +208,47 @@ class Trunk(_Def):
     port: int = Field(default=5060, ge=1, le=65535)
 
 
+class MissedCalls(_Def):
+    """Which unserved calls become callback tasks (one per number)."""
+
+    abandoned: bool = True
+    """Callers who hung up while waiting in a queue..."""
+    min_wait: int = Field(default=10, ge=0, le=3600)
+    """...after waiting at least this many seconds (shorter: a wrong number, not a need)."""
+    redirected: bool = True
+    """Callers a queue could not serve (full, empty, no answer, after hours) whose
+    destination was not another queue, a menu or an extension (which still serve them)."""
+    delay: int = Field(default=120, ge=0, le=86400)
+    """Seconds before a missed call is called back (the customer may call again first)."""
+    window: int = Field(default=86400, ge=60)
+    """A missed call from a number with an open task requested less than this many seconds
+    ago joins that task instead of creating a second one."""
+
+
+class Callbacks(_Def):
+    """How callbacks are placed: an agent first, then the customer through ``trunk``."""
+
+    trunk: str | None = Field(default=None, pattern=NAME)
+    """The outside line customers are dialled through. Empty: callbacks are stored but
+    never placed (``telephonist callback list`` shows them)."""
+    queue: str | None = Field(default=None, pattern=NAME)
+    """The queue for callbacks that name none (voicemail, manual ones)."""
+    ring_seconds: int = Field(default=30, ge=10, le=180)
+    """How long the customer's phone rings."""
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_delay: int = Field(default=600, ge=5, le=86400)
+    """Seconds before the next try after no answer / busy."""
+    promote_after: int = Field(default=900, ge=0, le=86400)
+    """A scheduled callback for a named agent goes to anyone in its queue after this many
+    seconds past its time if that agent has not taken it."""
+    missed: MissedCalls = Field(default_factory=MissedCalls)
+    announce: str = Field(default="calling", pattern=r"^[a-z0-9][a-z0-9_/-]{0,79}$")
+    """What the agent hears before the customer's number is read out and dialled."""
+
+
 class Centre(_Def):
     name: str = Field(default="demo", pattern=NAME)
+    callbacks: Callbacks = Field(default_factory=Callbacks)
     lines: tuple[Line, ...] = ()
     queues: tuple[Queue, ...] = ()
     extensions: tuple[Extension, ...] = ()
@@ -218,6 +276,14 @@ class Centre(_Def):
                 if skill not in self.queue_names:
                     raise ValueError(f"agents.{i}.skills: no queue named {skill!r}")
         _unique("trunks", [x.name for x in self.trunks], "name")
+        cb = self.callbacks
+        if cb.trunk is not None and cb.trunk not in {t.name for t in self.trunks}:
+            raise ValueError(f"callbacks.trunk: no trunk named {cb.trunk!r}")
+        if cb.queue is not None and cb.queue not in self.queue_names:
+            raise ValueError(f"callbacks.queue: no queue named {cb.queue!r}")
+        for i, mb in enumerate(self.mailboxes):
+            if mb.callback_queue is not None and mb.callback_queue not in self.queue_names:
+                raise ValueError(f"mailboxes.{i}.callback_queue: no queue {mb.callback_queue!r}")
         for i, queue in enumerate(self.queues):
             for reason, dest in queue.redirects.model_dump().items():
                 if dest is None:
@@ -251,6 +317,9 @@ class Centre(_Def):
 
     def line(self, name: str) -> Line | None:
         return next((x for x in self.lines if x.name == name), None)
+
+    def mailbox(self, box: str) -> Mailbox | None:
+        return next((m for m in self.mailboxes if m.box == box), None)
 
     def agent(self, agent_id: str) -> Agent | None:
         return next((a for a in self.agents if a.id == agent_id), None)

@@ -13,6 +13,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(t: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite gives naive ones back: they are UTC)."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
 def _ts(index: bool = False, nullable: bool = True) -> Column:
     return Column(DateTime(timezone=True), index=index, nullable=nullable)
 
@@ -66,7 +71,13 @@ class IvrStep(SQLModel, table=True):
 
 
 class CallbackRequest(SQLModel, table=True):
-    """A caller asked to be called back (stored before they hear the confirmation)."""
+    """A customer to call back: asked for from the IVR or the queue (stored before they hear
+    the confirmation), created from a missed or abandoned call or a voicemail, or scheduled.
+
+    ``state``: pending (waiting for its time / a place), queued (its placeholder holds the
+    customer's place in the queue), connected (an agent took it: the customer is being
+    dialled), done, failed (no more attempts), cancelled.
+    """
 
     __tablename__ = "callbacks"
 
@@ -74,12 +85,71 @@ class CallbackRequest(SQLModel, table=True):
     number: str = Field(index=True, max_length=32)
     queue: str = Field(max_length=40)
     source: str = Field(default="ivr", max_length=20)
+    """ivr, queue (pressed a digit while waiting), abandoned, missed, voicemail, manual."""
     channel_id: str = Field(default="", max_length=150)
     line: str = Field(default="", max_length=40)
     requested_at: datetime = Field(
         default_factory=utcnow, sa_column=_ts(index=True, nullable=False)
     )
     state: str = Field(default="pending", index=True, max_length=20)
+    joined_at: datetime | None = Field(default=None, sa_column=_ts())
+    """When the caller joined the queue: the place kept for them (callers who joined
+    earlier are served first, later ones after)."""
+    due_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
+    """Not before this time (scheduled callbacks, retries); empty: as soon as possible."""
+    timezone: str = Field(default="", max_length=64)
+    """The customer's time zone (scheduled callbacks are given in it)."""
+    agent: str = Field(default="", max_length=40)
+    """A named agent (scheduled callbacks); promoted to anyone after the configured delay."""
+    note: str = Field(default="", max_length=200)
+    attempts: int = 0
+    outcome: str = Field(default="", max_length=40)
+    """The last attempt's outcome."""
+    merged: int = 0
+    """Further missed calls from this number folded into this task."""
+    closed_at: datetime | None = Field(default=None, sa_column=_ts())
+    closed_reason: str = Field(default="", max_length=80)
+
+
+class CallbackAttempt(SQLModel, table=True):
+    """One try at a callback: an agent connected, then the customer dialled."""
+
+    __tablename__ = "callback_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    callback_id: int = Field(index=True)
+    attempt: int
+    started_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    connected_at: datetime | None = Field(default=None, sa_column=_ts())
+    """When an agent took it (before the customer is dialled)."""
+    ended_at: datetime | None = Field(default=None, sa_column=_ts())
+    agent: str = Field(default="", max_length=80)
+    outcome: str = Field(default="", max_length=40)
+    """answered, busy, no_answer, failed, agent_hung_up, not_placed:<QUEUESTATUS>."""
+    dial_status: str = Field(default="", max_length=20)
+    talk_seconds: int = 0
+
+
+class VoicemailMessage(SQLModel, table=True):
+    """A message left in a mailbox (noticed from app_voicemail's spool)."""
+
+    __tablename__ = "voicemails"
+
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox: str = Field(index=True, max_length=20)
+    msg_id: str = Field(index=True, max_length=80)
+    """app_voicemail's own message id (unique)."""
+    caller_number: str = Field(default="", max_length=80)
+    caller_name: str = Field(default="", max_length=80)
+    received_at: datetime = Field(sa_column=_ts(index=True, nullable=False))
+    duration: int = 0
+    """Seconds of message."""
+    file: str = Field(default="", max_length=400)
+    state: str = Field(default="new", index=True, max_length=20)
+    """new, done."""
+    emailed_at: datetime | None = Field(default=None, sa_column=_ts())
+    email_error: str = Field(default="", max_length=200)
+    callback_id: int | None = None
 
 
 class QueueRedirect(SQLModel, table=True):
@@ -154,3 +224,120 @@ class QueueLogPosition(SQLModel, table=True):
     path: str = Field(max_length=400)
     inode: int = 0
     offset: int = 0
+
+
+class ContactList(SQLModel, table=True):
+    __tablename__ = "contact_lists"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=60)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class Contact(SQLModel, table=True):
+    """A person to call, in a list: several numbers, a name, tags, custom fields."""
+
+    __tablename__ = "contacts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(index=True)
+    name: str = Field(default="", max_length=120)
+    timezone: str = Field(default="", max_length=64)
+    """The contact's time zone (from the number, or the file's override column)."""
+    tags: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    """JSON list."""
+    fields: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    """JSON object of the file's other columns."""
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class ContactPhone(SQLModel, table=True):
+    __tablename__ = "contact_phones"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(index=True)
+    list_id: int = Field(index=True)
+    number: str = Field(index=True, max_length=20)
+    """E.164 (``+33142685300``)."""
+    position: int = 0
+    """0: the first number to call."""
+
+
+class DncEntry(SQLModel, table=True):
+    """A number that must never be called (checked at dial time)."""
+
+    __tablename__ = "dnc"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(index=True, unique=True, max_length=20)
+    added_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    source: str = Field(default="", max_length=200)
+
+
+class Campaign(SQLModel, table=True):
+    """An outbound campaign over a contact list, its agents in a queue."""
+
+    __tablename__ = "campaigns"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=60)
+    list_name: str = Field(max_length=60)
+    queue: str = Field(max_length=40)
+    mode: str = Field(default="predictive", max_length=20)
+    """preview, progressive or predictive."""
+    state: str = Field(default="paused", index=True, max_length=20)
+    """running, paused, stopped."""
+    trunk: str = Field(max_length=40)
+    caller_id: str = Field(default="", max_length=20)
+    window_start: str = Field(default="09:00", max_length=5)
+    window_end: str = Field(default="20:00", max_length=5)
+    days: str = Field(default="mon-fri", max_length=40)
+    default_timezone: str = Field(default="UTC", max_length=64)
+    max_attempts: int = 3
+    retry: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    """JSON: outcome -> seconds before the next try (busy, no_answer, machine, callback...)."""
+    jurisdiction: str = Field(default="US", max_length=4)
+    abandon_cap: float = 0.03
+    ring_seconds: int = 20
+    amd: bool = False
+    amd_false_positive: float = 0.0
+    message: str = Field(default="", max_length=80)
+    """The recorded message a live answer hears when no agent is free within 2 s."""
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class CampaignLead(SQLModel, table=True):
+    """A contact's progress in a campaign."""
+
+    __tablename__ = "campaign_leads"
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(index=True)
+    contact_id: int = Field(index=True)
+    state: str = Field(default="new", index=True, max_length=20)
+    """new, retry, dialing, done, dnc, exhausted."""
+    attempts: int = 0
+    next_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
+    last_outcome: str = Field(default="", max_length=20)
+    disposition: str = Field(default="", max_length=40)
+
+
+class DialAttempt(SQLModel, table=True):
+    """One call placed by the dialer (stored before the Originate)."""
+
+    __tablename__ = "dial_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(index=True)
+    lead_id: int = Field(index=True)
+    number: str = Field(max_length=20)
+    attempt: int
+    started_at: datetime = Field(default_factory=utcnow, sa_column=_ts(index=True, nullable=False))
+    answered_at: datetime | None = Field(default=None, sa_column=_ts())
+    connected_at: datetime | None = Field(default=None, sa_column=_ts())
+    ended_at: datetime | None = Field(default=None, sa_column=_ts())
+    outcome: str = Field(default="", max_length=20)
+    """answered, abandoned, busy, no_answer, failed, machine, dnc_blocked."""
+    reason: str = Field(default="", max_length=40)
+    """Asterisk's own words: OriginateResponse reason, DIALSTATUS, QUEUESTATUS."""
+    agent: str = Field(default="", max_length=80)

@@ -68,6 +68,9 @@ class PbxSettings(_Section):
     """Where the sandbox root filesystem is built once and reused (outside the repository)."""
     queue_log: Path | None = None
     """External mode: Asterisk's queue_log file, to ingest it (sandbox: found by itself)."""
+    voicemail_spool: Path | None = None
+    """External mode: app_voicemail's spool (``.../spool/asterisk/voicemail``), where new
+    messages are read from (sandbox: found by itself)."""
     verbose: int = Field(default=1, ge=0, le=10)
     """Asterisk's verbosity (3 shows every dialplan step in full.log; costs CPU under load)."""
     sounds_dir: Path | None = None
@@ -119,6 +122,23 @@ class AgiSettings(_Section):
     """A FastAGI client that sends nothing for this long is disconnected."""
 
 
+class SmtpSettings(_Section):
+    """Where voicemail notices are e-mailed from (empty host: no e-mail)."""
+
+    host: str | None = None
+    port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "telephonist@localhost"
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class DialerSettings(_Section):
+    region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    """The country of numbers written without a country code (contact lists, DNC)."""
+
+
 class Settings(BaseSettings):
     """Everything telephonist reads at start-up. See README, "Settings reference"."""
 
@@ -141,6 +161,8 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     agi: AgiSettings = Field(default_factory=AgiSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    dialer: DialerSettings = Field(default_factory=DialerSettings)
 
     @classmethod
     def settings_customise_sources(

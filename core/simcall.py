@@ -163,9 +163,63 @@ def dtmf_scenario(
             body.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
             body.append('  <pause milliseconds="350"/>')
     body.append((_PBX_HANGS_UP if pbx_must_hang_up else _END).format(hold=hold_ms))
+    return _write_scenario(path, "dtmf caller", body)
+
+
+def _write_scenario(path: Path, name: str, body: list[str]) -> Path:
     xml = (
         '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<!DOCTYPE scenario SYSTEM "sipp.dtd">\n'
-        '<scenario name="dtmf caller">\n' + "\n".join(body) + "\n</scenario>\n"
+        f'<scenario name="{name}">\n' + "\n".join(body) + "\n</scenario>\n"
     )
     path.write_text(xml)
     return path
+
+
+def _ulaw(sample: int) -> int:
+    """One 16-bit linear sample as G.711 mu-law (what PCMU carries)."""
+    bias, clip = 0x84, 32635
+    sign = 0x80 if sample < 0 else 0
+    sample = min(abs(sample), clip) + bias
+    exponent = max(0, sample.bit_length() - 8)
+    mantissa = (sample >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def audio_pcap(path: Path, seconds: float, hz: float = 440.0, ssrc: int = 0x7E1E0002) -> Path:
+    """``seconds`` of a tone as PCMU RTP (20 ms packets) in a pcap for ``play_pcap_audio``:
+    what a caller says into a voicemail box. Loud enough not to count as silence."""
+    import math
+
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    packets = int(seconds * 50)
+    for n in range(packets):
+        samples = bytes(
+            _ulaw(int(12000 * math.sin(2 * math.pi * hz * (n * 160 + i) / 8000)))
+            for i in range(160)
+        )
+        rtp = struct.pack(">BBHII", 0x80, (0x80 if n == 0 else 0), n & 0xFFFF, n * 160, ssrc)
+        udp = struct.pack(">HHHH", 49178, 10000, 8 + len(rtp) + 160, 0) + rtp + samples
+        ip = struct.pack(
+            ">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64, 17, 0,
+            bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]),
+        ) + udp  # fmt: skip
+        frame = b"\x00" * 12 + b"\x08\x00" + ip
+        t = n * 20_000
+        out.append(
+            struct.pack("<IIII", 1_000_000 + t // 1_000_000, t % 1_000_000, len(frame), len(frame))
+            + frame
+        )
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def audio_scenario(path: Path, seconds: float, hold_ms: int) -> Path:
+    """A sipp caller who, once answered, speaks for ``seconds`` (a tone), then hangs up
+    ``hold_ms`` after the answer (e.g. after leaving a voicemail)."""
+    pcap = audio_pcap(path.with_suffix(".pcap"), seconds)
+    body = [
+        _INVITE,
+        f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>',
+        _END.format(hold=hold_ms),
+    ]
+    return _write_scenario(path, "speaking caller", body)

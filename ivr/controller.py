@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from acd.controller import AcdController
+from callbacks import tasks
 from core import calls, metrics
 from core.centre import Centre
 from core.models import CallbackRequest, IvrStep
@@ -297,7 +298,13 @@ class IvrController:
                 TELEPHONIST_RING_SECONDS="30",
             )
         elif kind == "voicemail":
-            await self._dest(session, "voicemail", TELEPHONIST_MAILBOX=action.voicemail)
+            mailbox = self.centre.mailbox(action.voicemail or "")
+            await self._dest(
+                session,
+                "voicemail",
+                TELEPHONIST_MAILBOX=action.voicemail,
+                TELEPHONIST_VM_OPTIONS=mailbox.options if mailbox else "u",
+            )
         elif kind == "transfer" and action.transfer is not None:
             await self._dest(
                 session,
@@ -323,50 +330,52 @@ class IvrController:
 
     async def _callback(self, session: CallSession, entry: Entry, queue: str) -> None:
         """Confirm the number to call, store the request, and only then confirm it."""
-        number = (
-            session.caller_number if re.fullmatch(r"\+?[0-9]{3,20}", session.caller_number) else ""
-        )
-        for _attempt in range(3):
-            if number:
-                prompt = [
-                    "sound:you-entered",
-                    f"digits:{number.lstrip('+')}",
-                    "sound:if-correct-press",
-                    "sound:digits/1",
-                ]
-                answer = await collect(session, prompt, max_digits=1, first_timeout=5)
-                if answer == "1":
-                    break
-            typed = await collect(
-                session,
-                ["sound:vm-enter-num-to-call", "sound:vm-then-pound"],
-                max_digits=20,
-                terminator="#",
-                first_timeout=8,
-            )
-            number = typed if re.fullmatch(r"[0-9]{3,20}", typed) else ""
-        else:
+        number = await confirm_number(session)
+        if number is None:
             await session.play("sound:goodbye")
             await session.hangup()
             return
         async with self.store.unit_of_work() as uow:
-            request = CallbackRequest(
-                number=number, queue=queue, channel_id=session.id, line=entry.name
-            )
-            uow.session.add(request)
-            await uow.session.flush()
-            uow.emit(
-                "callbacks",
-                "requested",
-                {
-                    "callback_id": request.id,
-                    "number": number,
-                    "queue": queue,
-                    "channel_id": session.id,
-                },
+            # Their place: as if they had joined the queue now (virtual hold).
+            await tasks.create(
+                uow,
+                CallbackRequest(
+                    number=number,
+                    queue=queue,
+                    channel_id=session.id,
+                    line=entry.name,
+                    joined_at=datetime.now(UTC),
+                ),
             )
         await session.play("sound:auth-thankyou")  # the promise, after the record exists
         await session.hangup()
+
+
+async def confirm_number(session: CallSession) -> str | None:
+    """The number to call back: the caller's own (read back, 1 confirms) or digits they
+    type; None after three failed tries. Only digits come out of here."""
+    number = session.caller_number if re.fullmatch(r"\+?[0-9]{3,20}", session.caller_number) else ""
+    number = number.lstrip("+")
+    for _attempt in range(3):
+        if number:
+            prompt = [
+                "sound:you-entered",
+                f"digits:{number}",
+                "sound:if-correct-press",
+                "sound:digits/1",
+            ]
+            answer = await collect(session, prompt, max_digits=1, first_timeout=5)
+            if answer == "1":
+                return number
+        typed = await collect(
+            session,
+            ["sound:vm-enter-num-to-call", "sound:vm-then-pound"],
+            max_digits=20,
+            terminator="#",
+            first_timeout=8,
+        )
+        number = typed if re.fullmatch(r"[0-9]{3,20}", typed) else ""
+    return None
 
 
 async def collect(

@@ -24,6 +24,7 @@ from tests.scenarios.harness import Broker, Collector, Serve
 
 MQTT_PORT = 28830
 HTTP_PORT = 28080
+SMTP_PORT = 28825
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +64,10 @@ port = {HTTP_PORT}
 [mqtt]
 port = {MQTT_PORT}
 node = "testnode"
+[smtp]
+host = "127.0.0.1"
+port = {SMTP_PORT}
+sender = "pbx@example.test"
 """
     )
     return path
@@ -87,6 +92,12 @@ def broker(workdir: Path) -> Iterator[Broker]:
 @pytest.fixture(scope="session")
 def pbx(settings: Settings) -> Iterator[Sandbox]:
     sandbox = Sandbox(settings, load_definitions(settings).centre)
+    asyncio.run(sandbox.down())  # a test instance left by an interrupted run
+    # Each test session starts from an empty queue_log and voicemail spool: its database
+    # is new, and lines or messages from an earlier session are not this session's calls.
+    paths = sandbox.paths()
+    sandbox.host_path(paths.log).joinpath("queue_log").unlink(missing_ok=True)
+    shutil.rmtree(sandbox.host_path(paths.spool) / "voicemail", ignore_errors=True)
     try:
         asyncio.run(sandbox.up())
     except SandboxError as exc:

@@ -131,6 +131,14 @@ class Serve:
         self._log.close()
         return code
 
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, with no clean-up (a crash, an OOM kill)."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+        self.proc = None
+        self._log.close()
+
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -192,10 +200,15 @@ class AgentPhone:
     hangs up. ``answered()`` says whether it took a call."""
 
     def __init__(
-        self, port: int, workdir: Path, scenario: str = "agent_answers.xml", calls: int = 1
+        self,
+        port: int,
+        workdir: Path,
+        scenario: str = "agent_answers.xml",
+        calls: int = 1,
+        timeout: int = 60,
     ) -> None:
         self.port = port
-        self.scenario, self.calls = scenario, calls
+        self.scenario, self.calls, self.timeout = scenario, calls, timeout
         self.log = workdir / f"agent-{port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -206,7 +219,7 @@ class AgentPhone:
                 "sipp", "-sf", str(SIPP_DIR / self.scenario), "-i", "127.0.0.1",
                 "-p", str(self.port), "-mp", str(self.port + 10000), "-m", str(self.calls),
                 "-nostdin",
-                "-timeout", "60s",
+                "-timeout", f"{self.timeout}s",
             ],
             stdout=self._out, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -271,3 +284,61 @@ class Collector:
                 return found
             await asyncio.sleep(0.05)
         raise AssertionError(f"no matching MQTT message in {timeout}s; got {self.messages}")
+
+
+class SmtpSink:
+    """A local SMTP server that keeps every message it receives (for e-mail notices)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> SmtpSink:
+        self._server = await asyncio.start_server(
+            self._session, "127.0.0.1", self.port, limit=64 << 20
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sender, rcpts = "", []
+        writer.write(b"220 sink ESMTP\r\n")
+        try:
+            while line := await reader.readline():
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    writer.write(b"250 sink\r\n")
+                elif verb == b"MAIL":
+                    sender = line.decode().split(":", 1)[1].strip()
+                    writer.write(b"250 OK\r\n")
+                elif verb == b"RCPT":
+                    rcpts.append(line.decode().split(":", 1)[1].strip())
+                    writer.write(b"250 OK\r\n")
+                elif verb == b"DATA":
+                    writer.write(b"354 go on\r\n")
+                    await writer.drain()
+                    body = await reader.readuntil(b"\r\n.\r\n")
+                    self.messages.append((sender, rcpts, body[:-5]))
+                    writer.write(b"250 OK\r\n")
+                elif verb == b"QUIT":
+                    writer.write(b"221 bye\r\n")
+                    await writer.drain()
+                    break
+                else:
+                    writer.write(b"250 OK\r\n")
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def wait_for(self, count: int = 1, timeout: float = 15) -> list[bytes]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.messages) < count:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{len(self.messages)} e-mail(s) received, {count} expected")
+            await asyncio.sleep(0.1)
+        return [m[2] for m in self.messages]

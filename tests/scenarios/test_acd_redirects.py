@@ -27,10 +27,14 @@ from tests.scenarios.harness import (
 pytestmark = pytest.mark.pbx
 
 
-async def dial(settings: Settings, tmp_path: Path, caller: str, digit: str, hold_ms: int) -> None:
-    scenario = dtmf_scenario(tmp_path / f"{caller}.xml", [(1000, digit)], hold_ms)
+async def dial(
+    settings: Settings, tmp_path: Path, caller: str, digit: str, hold_ms: int, line: str = "203"
+) -> None:
+    """A caller on ``line`` (203: the redirect menu) who presses ``digit`` (none: straight
+    in) and hangs up after ``hold_ms``."""
+    scenario = dtmf_scenario(tmp_path / f"{caller}.xml", [(1000, digit)] if digit else [], hold_ms)
     proc = await asyncio.to_thread(
-        sipp_call, settings.pbx.sip_port, "203", caller, scenario=str(scenario)
+        sipp_call, settings.pbx.sip_port, line, caller, scenario=str(scenario)
     )
     assert proc.returncode == 0, f"sipp failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
 
@@ -175,3 +179,43 @@ async def test_no_answer_redirect(
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return telephonist(settings.data_dir.parent / "telephonist.toml", *args)
+
+
+async def test_max_wait_while_the_only_agent_is_busy(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    """The caller at the head of the queue, while the only agent talks to someone else, is
+    taken out at max_wait (3 s) — app_queue alone would keep them until its next ring cycle."""
+    gina = AgentPhone(25507, tmp_path, calls=2)
+    gina.start()
+    try:
+        login = await asyncio.to_thread(cli, settings, "agent", "login", "gina")
+        assert login.returncode == 0, login.stderr
+        first = asyncio.create_task(dial(settings, tmp_path, "5570007", "", 12000, line="303"))
+        await ami_watch.wait_for(
+            lambda e: e.get("Event") == "AgentConnect" and e.get("CallerIDNum") == "5570007",
+            what="Gina talking to the first caller",
+        )
+        await dial(settings, tmp_path, "5570008", "", 8000, line="303")
+        await first
+    finally:
+        gina.stop()
+        await asyncio.to_thread(cli, settings, "agent", "logout", "gina")
+    join = await ami_watch.wait_for(
+        lambda e: e.get("Event") == "QueueCallerJoin" and e.get("CallerIDNum") == "5570008",
+        what="second caller joined",
+    )
+    vm = await ami_watch.wait_for(voicemail_for("5570008"), what="VoiceMail after max_wait")
+    waited = float(vm["Timestamp"]) - float(join["Timestamp"])
+    assert 2.8 <= waited <= 5.0, waited
+    assert not [
+        e for e in ami_watch.events
+        if e.get("Event") in ("AgentCalled", "AgentConnect") and e.get("CallerIDNum") == "5570008"
+    ]  # fmt: skip
+    row = await redirect_of(store, "5570008")
+    assert (row.queue, row.reason, row.status, row.destination) == (
+        "busy-q",
+        "overflow",
+        "TIMEOUT",
+        "voicemail:100",
+    )

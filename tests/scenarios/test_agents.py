@@ -101,7 +101,8 @@ async def test_unknown_agent_and_bad_reason_are_clear_errors(
     result = await asyncio.to_thread(cli, settings, "agent", "login", "mallory")
     assert (
         result.returncode == 2
-        and "no agent 'mallory' (agents: alice, bob, carol, dave, erin, frank)" in result.stderr
+        and "no agent 'mallory' (agents: alice, bob, carol, dave, erin, frank, gina"
+        in result.stderr
     )
     result = await asyncio.to_thread(
         cli, settings, "agent", "pause", "alice", "--reason", "x\r\nAction: Logoff"

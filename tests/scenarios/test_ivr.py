@@ -252,9 +252,28 @@ async def test_callback_request_is_stored(
             .scalars()
             .all()
         )
-    assert [(r.queue, r.state, r.line) for r in rows] == [("support", "pending", "main-line")]
+    assert [(r.queue, r.source, r.line) for r in rows] == [("support", "ivr", "main-line")]
+    assert rows[0].state in ("pending", "queued")  # queued: already waiting for an agent
     call, _ = await journey(store, "5560004")
     assert call.outcome == "routed:callback:support"
+    # Nobody takes it in this test: cancelled, its placeholder leaves the support queue.
+    placeholder = await ami_watch.wait_for(
+        lambda e: (
+            e.get("Event") == "QueueCallerJoin"
+            and e.get("Channel", "").startswith(f"Local/cb{rows[0].id}x1@")
+        ),
+        what="the callback waiting in support",
+    )
+    out = telephonist(
+        settings.data_dir.parent / "telephonist.toml", "callback", "cancel", str(rows[0].id)
+    )
+    assert out.returncode == 0, out.stderr
+    await ami_watch.wait_for(
+        lambda e: (
+            e.get("Event") == "QueueCallerAbandon" and e.get("Uniqueid") == placeholder["Uniqueid"]
+        ),
+        what="the cancelled callback's placeholder gone",
+    )
 
 
 async def test_reload_while_a_call_is_inside(

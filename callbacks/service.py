@@ -1,0 +1,483 @@
+"""Placing callbacks: an agent first, then the customer — without losing the customer's
+place in the queue, and without ever calling anyone twice.
+
+How a callback is placed (the dialplan is in ``[telephonist-cb-*]``):
+
+1. The task is due: telephonist stores the attempt (``state = queued``, ``attempts + 1``) and
+   only then sends AMI ``Originate`` of ``Local/cb<id>x<attempt>@telephonist-cb-queue``. That
+   placeholder joins the queue at the position the customer had (callers who joined before
+   them stay ahead; callers who joined after stay behind) and waits like any caller — so a
+   callback only ever takes an agent who is free to take it.
+2. An agent answers the placeholder; its other half runs ``[telephonist-cb-dial]``: the
+   agent hears "calling" and the number, then the customer is dialled and bridged.
+3. Every step is written to Asterisk's queue_log (``CALLBACKPLACED``, ``CONNECT``,
+   ``CALLBACKDIAL``, ``CALLBACKRESULT``, ``CALLBACKUNPLACED``). telephonist learns outcomes
+   from there (:meth:`CallbackService.on_queue_log`, run inside the queue_log ingestion
+   transaction): what happened while telephonist was down is learnt when it is back, once.
+
+After every (re)connect to AMI, :meth:`reconcile` first lists Asterisk's channels, then reads
+the queue_log to its end, then puts back to *pending* any task whose placeholder is gone
+without an outcome (Asterisk restarted, or telephonist died between storing and sending).
+Order matters: a channel gone at listing time has written its last line already.
+
+A task for a named agent (scheduled) rings that agent's phone directly, only when the agent is
+logged in, not paused and idle, and goes to anyone in its queue ``promote_after`` seconds
+after its time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlmodel import col
+
+from callbacks import tasks
+from callbacks.tasks import payload
+from core.ami import AmiClient, AmiError
+from core.centre import Centre
+from core.models import CallbackAttempt, CallbackRequest, QueueLogEntry, as_utc
+from core.storage import Store, UnitOfWork
+
+if TYPE_CHECKING:
+    from acd.queue_log import QueueLogIngester
+    from acd.watcher import QueueWatcher
+
+log = logging.getLogger("telephonist.callbacks")
+
+DIAL_OUTCOMES = {
+    "ANSWER": "answered",
+    "BUSY": "busy",
+    "NOANSWER": "no_answer",
+    "CONGESTION": "failed",
+    "CHANUNAVAIL": "failed",
+    "CANCEL": "agent_hung_up",
+    "": "agent_hung_up",
+}
+"""Dial()'s DIALSTATUS on the customer leg -> the attempt's outcome."""
+_PLACEHOLDER = re.compile(r"^Local/(?:cb|ag)([0-9]+)x([0-9]+)@")
+NOT_PLACED_RETRY = 15
+"""Seconds before a placeholder the queue refused (nobody logged in...) tries again."""
+
+
+def placeholder(cb_id: int, attempt: int, direct: bool = False) -> str:
+    """The Local channel name prefix of a task's placeholder."""
+    return f"Local/{'ag' if direct else 'cb'}{cb_id}x{attempt}@"
+
+
+class CallbackService:
+    def __init__(
+        self,
+        store: Store,
+        ami: AmiClient,
+        centre: Centre,
+        watcher: QueueWatcher,
+        queue_log: QueueLogIngester | None,
+        *,
+        interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.ami = ami
+        self.centre = centre
+        self.settings = centre.callbacks
+        self.watcher = watcher
+        self.queue_log = queue_log
+        self.interval = interval
+        self.wake = asyncio.Event()
+        self._reconciled = False
+        self.agents = {a.id: a for a in centre.agents}
+        ami.on_connect(self._connected)
+        if queue_log is not None:
+            queue_log.hooks.append(self.on_queue_log)
+
+    async def _connected(self) -> None:
+        self._reconciled = False
+        self.wake.set()
+
+    # -- the loop ------------------------------------------------------------------------
+    async def run(self) -> None:
+        if self.settings.trunk is None:
+            log.warning("callbacks.trunk is not set: callback tasks are stored, never placed")
+        while True:
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+            if not self.ami.link.is_up:
+                continue
+            try:
+                if not self._reconciled:
+                    await self.reconcile()
+                    self._reconciled = True
+                await self.sweep()
+                if self.settings.trunk is not None:
+                    await self.place_due()
+            except AmiError as exc:
+                log.warning("callbacks: %s (will try again)", exc)
+
+    async def reconcile(self) -> int:
+        """Put back to *pending* the tasks whose placeholder vanished without an outcome.
+        Returns how many."""
+        response: Any = await self.ami.send({"Action": "CoreShowChannels"}, as_list=True)
+        channels = [
+            m.get("Channel", "")
+            for m in (response if isinstance(response, list) else [])
+            if m.get("Event") == "CoreShowChannel"
+        ]
+        if self.queue_log is not None:
+            await self.queue_log.ingest_once()  # after listing: see the module's docstring
+        fixed = 0
+        async with self.store.unit_of_work() as uow:
+            rows = (
+                await uow.session.execute(
+                    select(CallbackRequest).where(
+                        col(CallbackRequest.state).in_(("queued", "connected"))
+                    )
+                )
+            ).scalars()
+            for cb in rows:
+                assert cb.id is not None
+                names = (placeholder(cb.id, cb.attempts), placeholder(cb.id, cb.attempts, True))
+                if any(c.startswith(names) for c in channels):
+                    continue
+                fixed += 1
+                log.warning("callback %s: placeholder gone without an outcome", cb.id)
+                await self._ended(uow, cb, "lost", "", 0, counted=cb.state == "connected")
+        return fixed
+
+    async def sweep(self) -> int:
+        """Hang up placeholders still waiting for a task that is no longer queued
+        (cancelled by an admin, or the customer called again and was served)."""
+        waiting: dict[str, tuple[int, int]] = {}
+        for q in self.watcher.state.queues.values():
+            for caller in q.callers.values():
+                m = _PLACEHOLDER.match(caller.channel)
+                if m is not None:
+                    waiting[caller.channel] = (int(m.group(1)), int(m.group(2)))
+        if not waiting:
+            return 0
+        async with self.store.sessions() as s:
+            live = {
+                (cb.id, cb.attempts)
+                for cb in (
+                    await s.execute(
+                        select(CallbackRequest).where(
+                            col(CallbackRequest.id).in_([i for i, _ in waiting.values()])
+                        )
+                    )
+                ).scalars()
+                if cb.state in ("queued", "connected")
+            }
+        gone = 0
+        for channel, key in waiting.items():
+            if key not in live:
+                gone += 1
+                log.info("callback %s: task closed, its placeholder leaves the queue", key[0])
+                try:
+                    await self.ami.send({"Action": "Hangup", "Channel": channel})
+                except AmiError as exc:
+                    log.warning("placeholder %s not hung up: %s", channel, exc)
+        return gone
+
+    async def place_due(self) -> int:
+        """Place every task that is due and can be placed now; returns how many."""
+        now = datetime.now(UTC)
+        async with self.store.sessions() as s:
+            due = list(
+                (
+                    await s.execute(
+                        select(CallbackRequest)
+                        .where(col(CallbackRequest.state) == "pending")
+                        .where(
+                            (col(CallbackRequest.due_at).is_(None))
+                            | (col(CallbackRequest.due_at) <= now)
+                        )
+                        .order_by(col(CallbackRequest.joined_at), col(CallbackRequest.id))
+                    )
+                ).scalars()
+            )
+        busy_agents = await self._agents_with_callbacks()
+        placed = 0
+        for cb in due:
+            assert cb.id is not None
+            direct = ""
+            if cb.agent:
+                due_at = _aware(cb.due_at) or _aware(cb.requested_at)
+                assert due_at is not None
+                promoted = now >= due_at + timedelta(seconds=self.settings.promote_after)
+                if not promoted:
+                    if cb.agent in busy_agents or not self._agent_free(cb.agent):
+                        continue
+                    direct = cb.agent
+            if cb.queue not in self.watcher.queues:
+                log.error("callback %s: no queue %r", cb.id, cb.queue)
+                continue
+            if await self._place(cb.id, direct):
+                placed += 1
+                if direct:
+                    busy_agents.add(direct)
+        return placed
+
+    async def _place(self, cb_id: int, agent_id: str) -> bool:
+        """Store the attempt, then send the Originate (persist before acting)."""
+        async with self.store.unit_of_work() as uow:
+            cb = await uow.session.get(CallbackRequest, cb_id)
+            if cb is None or cb.state != "pending":
+                return False
+            cb.attempts += 1
+            cb.state = "queued"
+            attempt = CallbackAttempt(callback_id=cb_id, attempt=cb.attempts, agent=agent_id)
+            uow.session.add(attempt)
+            uow.emit("callbacks", "placed", payload(cb, direct_to=agent_id))
+            number, queue, n = cb.number, cb.queue, cb.attempts
+            position = 0 if agent_id or cb.attempts > 1 else await self._position(uow, cb)
+        variables = {
+            "TELEPHONIST_CB_ID": str(cb_id),
+            "TELEPHONIST_CB_ATTEMPT": str(n),
+            "TELEPHONIST_CB_NUMBER": tasks.normalise(number),
+            "TELEPHONIST_CB_POSITION": str(position) if position else "",
+            "TELEPHONIST_CB_ANNOUNCE": self.settings.announce,
+            "TELEPHONIST_QUEUE": queue,
+            "TELEPHONIST_TRUNK": self.settings.trunk or "",
+            "TELEPHONIST_RING_SECONDS": str(self.settings.ring_seconds),
+        }
+        if agent_id:
+            agent = self.agents[agent_id]
+            variables["TELEPHONIST_CB_AGENT"] = agent_id
+            variables["TELEPHONIST_CB_AGENT_EXTEN"] = agent.extension
+        exten = f"{'ag' if agent_id else 'cb'}{cb_id}x{n}"
+        try:
+            await self.ami.send(
+                {
+                    "Action": "Originate",
+                    "Channel": f"Local/{exten}@telephonist-cb-queue/n",
+                    "Context": "telephonist-cb-dial",
+                    "Exten": "s",
+                    "Priority": "1",
+                    "Async": "true",
+                    "Timeout": str(8 * 3600 * 1000),
+                    "CallerID": f"Callback <{tasks.normalise(number)}>",
+                    "Variable": ",".join(f"{k}={v}" for k, v in variables.items()),
+                },
+                as_list=False,  # panoramisk would wait for OriginateResponse (the answer)
+            )
+        except AmiError as exc:
+            log.warning("callback %s not placed: %s", cb_id, exc)
+            async with self.store.unit_of_work() as uow:
+                cb = await uow.session.get(CallbackRequest, cb_id)
+                if cb is not None and cb.state == "queued" and cb.attempts == n:
+                    await self._ended(uow, cb, "not_placed:originate", "", 0, counted=False)
+            return False
+        log.info("callback %s try %s placed in %s at %s", cb_id, n, queue, position or "end")
+        return True
+
+    async def _position(self, uow: UnitOfWork, cb: CallbackRequest) -> int:
+        """Where the customer's place is now: behind every caller (or callback) who joined
+        before them. 0: at the end."""
+        joined = _aware(cb.joined_at)
+        state = self.watcher.state.queues.get(cb.queue)
+        if joined is None or state is None:
+            return 0
+        others = (
+            await uow.session.execute(
+                select(CallbackRequest).where(col(CallbackRequest.state).in_(("queued",)))
+            )
+        ).scalars()
+        kept = {
+            placeholder(o.id, o.attempts): _aware(o.joined_at) or _aware(o.requested_at)
+            for o in others
+            if o.id is not None and o.id != cb.id
+        }
+        ahead = 0
+        for caller in state.callers.values():
+            their = next((t for p, t in kept.items() if caller.channel.startswith(p)), None)
+            at = their.timestamp() if their is not None else caller.joined_at
+            if at <= joined.timestamp():
+                ahead += 1
+        return ahead + 1 if ahead < len(state.callers) else 0
+
+    def _agent_free(self, agent_id: str) -> bool:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return False
+        iface = f"PJSIP/{agent.extension}"
+        members = [
+            q.members[iface] for q in self.watcher.state.queues.values() if iface in q.members
+        ]
+        return bool(members) and all(
+            not m.paused and not m.in_call and m.state == "idle" for m in members
+        )
+
+    async def _agents_with_callbacks(self) -> set[str]:
+        async with self.store.sessions() as s:
+            rows = await s.execute(
+                select(col(CallbackAttempt.agent))
+                .join(CallbackRequest, col(CallbackRequest.id) == col(CallbackAttempt.callback_id))
+                .where(col(CallbackRequest.state).in_(("queued", "connected")))
+                .where(col(CallbackAttempt.attempt) == col(CallbackRequest.attempts))
+                .where(col(CallbackAttempt.agent) != "")
+            )
+            return {a for (a,) in rows.all()}
+
+    # -- outcomes, from the queue_log ----------------------------------------------------
+    async def on_queue_log(self, uow: UnitOfWork, entries: list[QueueLogEntry]) -> None:
+        """Inside the ingestion transaction: learn callback steps, missed calls and served
+        customers from new queue_log lines (exactly once, like the lines themselves)."""
+        recent = datetime.now(UTC) - timedelta(seconds=self.settings.missed.window)
+        for e in entries:
+            if e.event.startswith("CALLBACK"):
+                await self._callback_line(uow, e)
+            elif e.event in ("CONNECT", "ABANDON"):
+                placed = await _placeholder_of(uow, e.callid)
+                if placed is not None:
+                    await self._placeholder_line(uow, e, placed)
+                elif _aware(e.time) >= recent:  # type: ignore[operator]
+                    number = await _caller_of(uow, e.callid)
+                    if not number:
+                        continue
+                    if e.event == "CONNECT":  # their placeholder, if any, goes in sweep()
+                        await tasks.served(uow, number, f"{e.queue} by {e.agent}")
+                    elif self._abandon_counts(e):
+                        await self._missed(uow, number, e.queue, "abandoned", e)
+
+    def _abandon_counts(self, e: QueueLogEntry) -> bool:
+        missed = self.settings.missed
+        try:
+            waited = int(e.data3 or 0)
+        except ValueError:
+            return False
+        return missed.abandoned and waited >= missed.min_wait
+
+    async def _missed(
+        self, uow: UnitOfWork, number: str, queue: str, source: str, e: QueueLogEntry
+    ) -> None:
+        try:
+            cb, created = await tasks.missed(
+                uow,
+                number=number,
+                queue=queue,
+                source=source,
+                window=self.settings.missed.window,
+                delay=self.settings.missed.delay,
+                note=f"waited {e.data3}s",
+            )
+        except tasks.CallbackError:
+            return  # withheld or garbage caller ID: nobody to call back
+        log.info("missed call from %s in %s: task %s (%s)", number, queue, cb.id,
+                 "new" if created else "merged")  # fmt: skip
+
+    async def _callback_line(self, uow: UnitOfWork, e: QueueLogEntry) -> None:
+        try:
+            cb_id, attempt = int(e.data1), int(e.data2)
+        except ValueError:
+            return
+        cb = await uow.session.get(CallbackRequest, cb_id)
+        if cb is None or cb.attempts != attempt or cb.state not in ("queued", "connected"):
+            return  # an old attempt, or a task closed meanwhile (cancelled)
+        if e.event == "CALLBACKDIAL":
+            cb.state = "connected"
+            row = await _attempt(uow, cb_id, attempt)
+            if row is not None and row.connected_at is None:
+                row.connected_at = _aware(e.time)
+            uow.emit("callbacks", "connected", payload(cb, agent=row.agent if row else ""))
+        elif e.event == "CALLBACKRESULT":
+            status = e.data3.upper()
+            outcome = DIAL_OUTCOMES.get(status, "failed")
+            talk = int(e.data4) if e.data4.isdigit() else 0
+            await self._ended(uow, cb, outcome, status, talk, counted=True)
+        elif e.event == "CALLBACKUNPLACED":
+            await self._ended(uow, cb, f"not_placed:{e.data3[:20]}", "", 0, counted=False)
+
+    async def _placeholder_line(
+        self, uow: UnitOfWork, e: QueueLogEntry, placed: QueueLogEntry
+    ) -> None:
+        try:
+            cb_id, attempt = int(placed.data1), int(placed.data2)
+        except ValueError:
+            return
+        cb = await uow.session.get(CallbackRequest, cb_id)
+        if cb is None or cb.attempts != attempt or cb.state != "queued":
+            return
+        if e.event == "CONNECT":
+            row = await _attempt(uow, cb_id, attempt)
+            if row is not None:
+                row.agent = e.agent[:80]
+        else:  # the placeholder left the queue without an agent (Originate time-out...)
+            await self._ended(uow, cb, "not_placed:ABANDON", "", 0, counted=False)
+
+    async def _ended(
+        self,
+        uow: UnitOfWork,
+        cb: CallbackRequest,
+        outcome: str,
+        dial_status: str,
+        talk: int,
+        *,
+        counted: bool,
+    ) -> None:
+        """An attempt is over: store its outcome; done, retry later, or give up."""
+        assert cb.id is not None
+        now = datetime.now(UTC)
+        row = await _attempt(uow, cb.id, cb.attempts)
+        if row is not None:
+            row.ended_at, row.outcome, row.dial_status = now, outcome, dial_status
+            row.talk_seconds = talk
+        cb.outcome = outcome
+        uow.emit("callbacks", "attempt", payload(cb, dial_status=dial_status, talk_seconds=talk))
+        if outcome == "answered":
+            await tasks.close(uow, cb, "done", "customer answered", now)
+            return
+        if not counted:
+            cb.attempts -= 1  # the customer was not called: the try does not count
+            cb.state = "pending"
+            cb.due_at = now + timedelta(seconds=NOT_PLACED_RETRY)
+            return
+        if cb.attempts >= self.settings.max_attempts:
+            await tasks.close(uow, cb, "failed", f"{cb.attempts} attempts, last: {outcome}", now)
+            return
+        cb.state = "pending"
+        cb.due_at = now + timedelta(seconds=self.settings.retry_delay)
+        uow.emit("callbacks", "retry", payload(cb))
+
+
+async def _attempt(uow: UnitOfWork, cb_id: int, attempt: int) -> CallbackAttempt | None:
+    return (
+        await uow.session.execute(
+            select(CallbackAttempt)
+            .where(col(CallbackAttempt.callback_id) == cb_id)
+            .where(col(CallbackAttempt.attempt) == attempt)
+        )
+    ).scalar_one_or_none()
+
+
+async def _placeholder_of(uow: UnitOfWork, callid: str) -> QueueLogEntry | None:
+    """The CALLBACKPLACED line of a queue call, if that call is a callback's placeholder."""
+    return (
+        await uow.session.execute(
+            select(QueueLogEntry)
+            .where(col(QueueLogEntry.callid) == callid)
+            .where(col(QueueLogEntry.event) == "CALLBACKPLACED")
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def _caller_of(uow: UnitOfWork, callid: str) -> str:
+    row = (
+        await uow.session.execute(
+            select(QueueLogEntry)
+            .where(col(QueueLogEntry.callid) == callid)
+            .where(col(QueueLogEntry.event) == "ENTERQUEUE")
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return row.data2 if row is not None else ""
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    return None if t is None else as_utc(t)

@@ -1,0 +1,149 @@
+"""Creating and closing callback tasks (pure database work, no telephony).
+
+Every path that creates a callback goes through here: the IVR and the queue (a caller asked),
+missed and abandoned calls, voicemail, the CLI. The rules that make telephonist call nobody
+twice live here too: one open task per number for missed calls, and a task cancelled when
+its customer calls again and is served.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import col
+
+from core.models import CallbackRequest
+from core.storage import UnitOfWork
+
+OPEN = ("pending", "queued", "connected")
+"""States of a task that will still call the customer (or is calling them now)."""
+CLOSED = ("done", "failed", "cancelled")
+NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
+AUTOMATIC = ("abandoned", "missed", "voicemail")
+"""Sources of tasks nobody asked for explicitly: cancelled when the customer is served."""
+
+
+class CallbackError(ValueError):
+    """A bad callback request: the message names the field."""
+
+
+def normalise(number: str, field: str = "number") -> str:
+    """The digits to dial (a leading ``+`` dropped), or :class:`CallbackError`.
+
+    Only digits ever reach the dialplan: a number is the one value a caller or a contact list
+    controls that ends up in a ``Dial()`` string.
+
+    >>> normalise("1;Hangup")
+    Traceback (most recent call last):
+    ...
+    callbacks.tasks.CallbackError: number: '1;Hangup' is not a phone number (3-20 digits, ...)
+    >>> normalise("+3312345")
+    '3312345'
+    """
+    if not NUMBER.fullmatch(number):
+        raise CallbackError(f"{field}: {number!r} is not a phone number (3-20 digits, optional +)")
+    return number.lstrip("+")
+
+
+def payload(cb: CallbackRequest, **extra: Any) -> dict[str, Any]:
+    return {
+        "callback_id": cb.id,
+        "number": cb.number,
+        "queue": cb.queue,
+        "source": cb.source,
+        "state": cb.state,
+        "attempts": cb.attempts,
+        "outcome": cb.outcome,
+        "due_at": cb.due_at,
+        "agent": cb.agent,
+        **extra,
+    }
+
+
+async def create(uow: UnitOfWork, cb: CallbackRequest) -> CallbackRequest:
+    """Store an explicit request (IVR, queue, CLI) and publish ``callbacks/requested``."""
+    cb.number = normalise(cb.number)
+    uow.session.add(cb)
+    await uow.session.flush()
+    uow.emit("callbacks", "requested", payload(cb, channel_id=cb.channel_id))
+    return cb
+
+
+async def missed(
+    uow: UnitOfWork,
+    *,
+    number: str,
+    queue: str,
+    source: str,
+    window: int,
+    delay: int,
+    now: datetime | None = None,
+    note: str = "",
+) -> tuple[CallbackRequest, bool]:
+    """A missed call from ``number``: a new task, or the open one requested within
+    ``window`` seconds (its ``merged`` count goes up). Returns (task, created)."""
+    now = now or datetime.now(UTC)
+    digits = normalise(number)
+    since = now - timedelta(seconds=window)
+    existing = (
+        await uow.session.execute(
+            select(CallbackRequest)
+            .where(col(CallbackRequest.number) == digits)
+            .where(col(CallbackRequest.state).in_(OPEN))
+            .where(col(CallbackRequest.requested_at) >= since)
+            .order_by(col(CallbackRequest.id))
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        existing.merged += 1
+        uow.emit("callbacks", "merged", payload(existing, merged=existing.merged, via=source))
+        return existing, False
+    cb = CallbackRequest(
+        number=digits,
+        queue=queue,
+        source=source,
+        requested_at=now,
+        due_at=now + timedelta(seconds=delay),
+        note=note,
+    )
+    uow.session.add(cb)
+    await uow.session.flush()
+    uow.emit("callbacks", "created", payload(cb))
+    return cb, True
+
+
+async def close(
+    uow: UnitOfWork, cb: CallbackRequest, state: str, reason: str, now: datetime | None = None
+) -> None:
+    assert state in CLOSED
+    cb.state = state
+    cb.closed_at = now or datetime.now(UTC)
+    cb.closed_reason = reason[:80]
+    uow.emit("callbacks", state, payload(cb, reason=cb.closed_reason))
+
+
+async def served(uow: UnitOfWork, number: str, how: str) -> list[CallbackRequest]:
+    """The customer called again and an agent took the call: their automatic tasks that
+    have not started yet are cancelled. Returns the tasks cancelled (a queued one's
+    placeholder must then leave the queue)."""
+    try:
+        digits = normalise(number)
+    except CallbackError:
+        return []
+    rows = (
+        await uow.session.execute(
+            select(CallbackRequest)
+            .where(col(CallbackRequest.number) == digits)
+            .where(col(CallbackRequest.state).in_(("pending", "queued")))
+            .where(col(CallbackRequest.source).in_(AUTOMATIC))
+        )
+    ).scalars()
+    cancelled = []
+    for cb in rows:
+        await close(uow, cb, "cancelled", f"customer served: {how}")
+        cancelled.append(cb)
+    return cancelled

@@ -1,0 +1,169 @@
+"""``telephonist voicemail``: the messages callers left — list, play (on a phone), export, done."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+from sqlmodel import col
+
+from cli.common import errors, open_store, state
+from core.ami import AmiClient, AmiError
+from core.models import VoicemailMessage
+from core.settings import Settings
+
+app = typer.Typer(help="Voicemail messages: list, play, export, done.")
+
+
+class VoicemailError(Exception):
+    pass
+
+
+async def _get(settings: Settings, message_id: int) -> VoicemailMessage:
+    store = open_store(settings)
+    try:
+        await store.migrate()
+        async with store.sessions() as s:
+            row = await s.get(VoicemailMessage, message_id)
+    finally:
+        await store.close()
+    if row is None:
+        raise VoicemailError(f"no voicemail message {message_id}")
+    return row
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    mailbox: Annotated[str | None, typer.Option(help="Only this mailbox")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Done messages too")] = False,
+) -> None:
+    """Messages, newest first (new ones only unless --all)."""
+    settings = state(ctx).settings()
+
+    async def go() -> list[VoicemailMessage]:
+        store = open_store(settings)
+        try:
+            await store.migrate()
+            q = select(VoicemailMessage).order_by(col(VoicemailMessage.id).desc())
+            if mailbox:
+                q = q.where(col(VoicemailMessage.mailbox) == mailbox)
+            if not all_:
+                q = q.where(col(VoicemailMessage.state) == "new")
+            async with store.sessions() as s:
+                return list((await s.execute(q)).scalars())
+        finally:
+            await store.close()
+
+    with errors():
+        rows = asyncio.run(go())
+    table = Table(title=f"voicemail ({len(rows)})")
+    for column in ("id", "mailbox", "from", "received", "seconds", "state", "e-mailed", "callback"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            str(r.id), r.mailbox, f"{r.caller_name} {r.caller_number}".strip(),
+            r.received_at.strftime("%Y-%m-%d %H:%M:%S"), str(r.duration), r.state,
+            "yes" if r.emailed_at else (r.email_error or "no"), str(r.callback_id or ""),
+        )  # fmt: skip
+    Console(width=160).print(table)
+
+
+@app.command()
+def export(ctx: typer.Context, message_id: int, dest: Path) -> None:
+    """Copy a message's recording (WAV) to DEST (a file or a folder)."""
+    settings = state(ctx).settings()
+    with errors(VoicemailError, OSError):
+        row = asyncio.run(_get(settings, message_id))
+        source = Path(row.file)
+        if not source.exists():
+            raise VoicemailError(f"message {message_id}: recording {source} is gone")
+        target = dest / f"voicemail-{row.id}.wav" if dest.is_dir() else dest
+        shutil.copyfile(source, target)
+    typer.echo(f"message {message_id} -> {target}")
+
+
+@app.command()
+def done(ctx: typer.Context, message_id: int) -> None:
+    """Mark a message as dealt with (it stays stored)."""
+    settings = state(ctx).settings()
+
+    async def go() -> None:
+        store = open_store(settings)
+        try:
+            async with store.unit_of_work() as uow:
+                row = await uow.session.get(VoicemailMessage, message_id)
+                if row is None:
+                    raise VoicemailError(f"no voicemail message {message_id}")
+                row.state = "done"
+                uow.emit("voicemail", "done", {"voicemail_id": row.id, "mailbox": row.mailbox})
+        finally:
+            await store.close()
+
+    with errors(VoicemailError):
+        asyncio.run(go())
+    typer.echo(f"message {message_id} done")
+
+
+@app.command()
+def play(
+    ctx: typer.Context,
+    message_id: int,
+    on: Annotated[str, typer.Option(help="Ring this extension and play the message")],
+) -> None:
+    """Play a message on a phone: the extension rings, and plays it when answered."""
+    st = state(ctx)
+    settings = st.settings()
+    centre = st.centre()
+    extensions = {e.number for e in centre.extensions} | {a.extension for a in centre.agents}
+    if on not in extensions:
+        with errors(VoicemailError):
+            raise VoicemailError(f"--on: no extension {on!r} ({', '.join(sorted(extensions))})")
+
+    async def go() -> None:
+        row = await _get(settings, message_id)
+        inside = _inside_path(settings, Path(row.file))
+        pbx = settings.pbx
+        ami = AmiClient(pbx.host, pbx.ami_port, pbx.ami_user, settings.ami_secret, events="off")
+        task = asyncio.create_task(ami.run())
+        try:
+            try:
+                await ami.link.wait_up(10)
+            except TimeoutError:
+                raise AmiError(f"cannot reach Asterisk's AMI ({ami.link.last_error})") from None
+            await ami.send(
+                {
+                    "Action": "Originate",
+                    "Channel": f"PJSIP/{on}",
+                    "Application": "Playback",
+                    "Data": str(inside.with_suffix("")),
+                    "CallerID": f"Voicemail <{row.mailbox}>",
+                    "Timeout": "30000",
+                    "Async": "true",
+                },
+                as_list=False,  # the queued reply, not the answer
+            )
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    with errors(VoicemailError, AmiError):
+        asyncio.run(go())
+    typer.echo(f"message {message_id}: ringing {on}")
+
+
+def _inside_path(settings: Settings, host_path: Path) -> Path:
+    """The recording's path as Asterisk sees it (inside the sandbox's chroot)."""
+    if settings.pbx.mode != "sandbox":
+        return host_path
+    rootfs = settings.pbx.cache_dir / f"rootfs-{settings.pbx.debian_suite}"
+    try:
+        return Path("/") / host_path.relative_to(rootfs)
+    except ValueError:
+        return host_path

@@ -1,0 +1,476 @@
+"""The dialing engine in ``serve``: paces each running campaign with its policy, places calls
+with AMI Originate, and learns every outcome.
+
+Each second, for each running campaign: an :class:`~dialer.pacing.Observation` is built from
+the campaign queue's agents (the ACD watcher's live state) and the calls in flight; the policy
+says how many calls to launch; that many due leads are taken — in their calling window (the
+contact's own time zone), not on the do-not-call list (checked now, at dial time) — and for
+each the attempt is stored *before* the Originate. The channel's unique id is
+``dial-<attempt id>``, so every later trace of the call names its attempt.
+
+Outcomes: an unanswered call ends with AMI ``OriginateResponse`` (busy, no answer, failed); an
+answered one runs ``[telephonist-dialer]``, which writes ``DIALERANSWER`` to the queue_log,
+puts the person in the campaign queue for 2 seconds at most, and, if no agent took them,
+plays the recorded message and writes ``DIALERABANDON``; app_queue's own ``CONNECT`` says
+which agent took it. The queue_log is ingested exactly once, so those outcomes survive a
+restart of telephonist. Numbers reach the dialplan as E.164 digits only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import case, func, select
+from sqlmodel import col
+
+from core.ami import AmiClient, AmiError
+from core.models import (
+    Campaign,
+    CampaignLead,
+    Contact,
+    ContactList,
+    ContactPhone,
+    DialAttempt,
+    DncEntry,
+    QueueLogEntry,
+    as_utc,
+)
+from core.storage import Store, UnitOfWork
+from dialer import pacing, rules
+
+if TYPE_CHECKING:
+    from acd.queue_log import QueueLogIngester
+    from acd.watcher import QueueWatcher
+
+log = logging.getLogger("telephonist.dialer")
+
+ORIGINATE_REASONS = {"5": "busy", "3": "no_answer", "8": "failed", "1": "failed", "0": "failed"}
+"""AMI OriginateResponse Reason -> outcome (5 busy, 3 rang out, 8 congestion, 1/0 failed)."""
+HANGUP_CAUSES = {"17": "busy", "18": "no_answer", "19": "no_answer", "21": "failed",
+                 "34": "failed", "1": "failed", "28": "failed"}  # fmt: skip
+"""Q.850 cause of the unanswered channel -> outcome (17 user busy, 18/19 no answer)."""
+
+
+class DialerService:
+    def __init__(
+        self,
+        store: Store,
+        ami: AmiClient,
+        watcher: QueueWatcher,
+        queue_log: QueueLogIngester | None,
+        *,
+        interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.ami = ami
+        self.watcher = watcher
+        self.interval = interval
+        self.policies: dict[int, pacing.Policy] = {}
+        self.finished: dict[int, pacing.Finished] = {}
+        self._causes: dict[str, str] = {}
+        self._failed: dict[str, str] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+        ami.on_event("Hangup", self._on_hangup)
+        ami.on_event("OriginateResponse", self._on_originate)
+        if queue_log is not None:
+            queue_log.hooks.append(self.on_queue_log)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if not self.ami.link.is_up:
+                continue
+            async with self.store.sessions() as s:
+                running = list(
+                    (
+                        await s.execute(select(Campaign).where(col(Campaign.state) == "running"))
+                    ).scalars()
+                )
+            for campaign in running:
+                if campaign.mode == "preview":
+                    continue  # agents see each lead first and place the call themselves
+                try:
+                    await self.pace(campaign)
+                except AmiError as exc:
+                    log.warning("campaign %s: %s", campaign.name, exc)
+
+    def _policy(self, c: Campaign) -> pacing.Policy:
+        assert c.id is not None
+        if c.id not in self.policies:
+            if c.mode == "progressive":
+                self.policies[c.id] = pacing.Progressive()
+            else:
+                self.policies[c.id] = pacing.Predictive(
+                    cap=c.abandon_cap,
+                    amd_false_positive=c.amd_false_positive if c.amd else 0.0,
+                )
+        return self.policies[c.id]
+
+    async def observe(self, c: Campaign, now: datetime) -> pacing.Observation:
+        assert c.id is not None
+        queue = self.watcher.state.queues.get(c.queue)
+        members = list(queue.members.values()) if queue is not None else []
+        states = np.array(
+            [
+                pacing.AWAY if m.paused or m.state in ("unavailable", "invalid")
+                else pacing.TALK if m.in_call or m.state in ("in use", "busy", "ringing")
+                else pacing.IDLE
+                for m in members
+            ],
+            dtype=np.int8,
+        )  # fmt: skip
+        # Today's counters as one aggregate, and only the calls still in flight as rows:
+        # this runs every second for every running campaign.
+        day = now - timedelta(hours=24)
+        mine = (col(DialAttempt.campaign_id) == c.id) & (col(DialAttempt.started_at) >= day)
+        async with self.store.sessions() as s:
+            dials, answered, abandoned = (
+                await s.execute(
+                    select(
+                        func.count(),
+                        func.count(col(DialAttempt.answered_at)),
+                        func.coalesce(
+                            func.sum(case((col(DialAttempt.outcome) == "abandoned", 1), else_=0)), 0
+                        ),
+                    ).where(mine)
+                )
+            ).one()
+            flying = list(
+                (
+                    await s.execute(
+                        select(DialAttempt).where(mine).where(col(DialAttempt.outcome) == "")
+                    )
+                ).scalars()
+            )
+        ringing = [a for a in flying if a.answered_at is None]
+        waiting = [a for a in flying if a.answered_at is not None and a.connected_at is None]
+        active = int(np.count_nonzero(states != pacing.AWAY))
+        in_flight = len(ringing) + len(waiting)
+        return pacing.Observation(
+            now_ms=int(now.timestamp() * 1000),
+            agent_state=states,
+            agent_elapsed_ms=np.array(
+                [
+                    max(0, int((now.timestamp() - m.since) * 1000)) if m.since else 0
+                    for m in members
+                ],
+                dtype=np.int64,
+            ),
+            ringing_ms=np.array(
+                [int((now - as_utc(a.started_at)).total_seconds() * 1000) for a in ringing],
+                dtype=np.int64,
+            ),
+            waiting=len(waiting),
+            lines_free=max(0, pacing_lines(active) - in_flight),
+            dials_today=int(dials),
+            live_today=int(answered),
+            abandoned_today=int(abandoned),
+            finished=self.finished.pop(c.id, pacing.Finished()),
+        )
+
+    async def pace(self, c: Campaign) -> int:
+        """One pacing round for campaign ``c``; returns how many calls were placed."""
+        now = datetime.now(UTC)
+        obs = await self.observe(c, now)
+        want = min(self._policy(c).decide(obs), obs.lines_free)
+        placed = 0
+        if want <= 0:
+            return 0
+        for lead_id, number in await due_leads(self.store, c, now, want):
+            if await self._dial(c, lead_id, number):
+                placed += 1
+        return placed
+
+    async def _dial(self, c: Campaign, lead_id: int, number: str) -> bool:
+        """Store the attempt, then Originate (persist before acting)."""
+        digits = number.lstrip("+")
+        if not digits.isdigit():
+            return False
+        async with self.store.unit_of_work() as uow:
+            lead = await uow.session.get(CampaignLead, lead_id)
+            if lead is None or lead.state not in ("new", "retry"):
+                return False
+            lead.attempts += 1
+            lead.state = "dialing"
+            attempt = DialAttempt(
+                campaign_id=c.id or 0, lead_id=lead_id, number=number, attempt=lead.attempts
+            )
+            uow.session.add(attempt)
+            await uow.session.flush()
+            assert attempt.id is not None
+            attempt_id = attempt.id
+            uow.emit("dialer", "dial", {"campaign": c.name, "attempt_id": attempt_id,
+                                        "lead_id": lead_id, "attempt": lead.attempts})  # fmt: skip
+        variables = {
+            "TELEPHONIST_ATTEMPT": str(attempt_id),
+            "TELEPHONIST_QUEUE": c.queue,
+            "TELEPHONIST_MESSAGE": c.message or "silence/1",
+            "TELEPHONIST_AMD": "1" if c.amd else "0",
+        }
+        try:
+            await self.ami.send(
+                {
+                    "Action": "Originate",
+                    "Channel": f"PJSIP/{digits}@{c.trunk}",
+                    "ChannelId": f"dial-{attempt_id}",
+                    "Context": "telephonist-dialer",
+                    "Exten": "s",
+                    "Priority": "1",
+                    "Async": "true",
+                    "Timeout": str(max(15, c.ring_seconds) * 1000),
+                    "CallerID": f"<{c.caller_id}>" if c.caller_id else "",
+                    "Variable": ",".join(f"{k}={v}" for k, v in variables.items()),
+                },
+                as_list=False,
+            )
+        except AmiError as exc:
+            log.warning("campaign %s: attempt %s not placed: %s", c.name, attempt_id, exc)
+            async with self.store.unit_of_work() as uow:
+                await self._outcome(uow, attempt_id, "failed", "originate refused")
+            return False
+        return True
+
+    async def _on_hangup(self, event: Any) -> None:
+        uid = event.get("Uniqueid", "")
+        if not uid.startswith("dial-"):
+            return
+        cause = event.get("Cause", "")
+        reason = self._failed.pop(uid, None)
+        if reason is not None:  # the OriginateResponse came first
+            await self._unanswered(uid, reason, cause)
+            return
+        self._causes[uid] = cause
+        while len(self._causes) > 10_000:
+            self._causes.pop(next(iter(self._causes)))
+
+    async def _on_originate(self, event: Any) -> None:
+        """An unanswered call. The hang-up cause says more than the Reason (PJSIP reports a
+        486 as Reason 0), and the channel's Hangup event may come before or after this."""
+        uid = event.get("Uniqueid", "")
+        if not uid.startswith("dial-") or event.get("Response") == "Success":
+            return
+        reason = event.get("Reason", "")
+        cause = self._causes.pop(uid, None)
+        if cause is not None:
+            await self._unanswered(uid, reason, cause)
+            return
+        self._failed[uid] = reason
+        task = asyncio.get_running_loop().create_task(self._no_hangup_seen(uid))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _no_hangup_seen(self, uid: str) -> None:
+        await asyncio.sleep(2.0)
+        reason = self._failed.pop(uid, None)
+        if reason is not None:
+            await self._unanswered(uid, reason, "")
+
+    async def _unanswered(self, uid: str, reason: str, cause: str) -> None:
+        try:
+            attempt_id = int(uid[5:])
+        except ValueError:
+            return
+        outcome = HANGUP_CAUSES.get(cause) or ORIGINATE_REASONS.get(reason, "failed")
+        async with self.store.unit_of_work() as uow:
+            await self._outcome(uow, attempt_id, outcome, f"reason {reason} cause {cause}")
+
+    async def on_queue_log(self, uow: UnitOfWork, entries: list[QueueLogEntry]) -> None:
+        for e in entries:
+            if not e.callid.startswith("dial-"):
+                continue
+            try:
+                attempt_id = int(e.callid[5:])
+            except ValueError:
+                continue
+            attempt = await uow.session.get(DialAttempt, attempt_id)
+            if attempt is None:
+                continue
+            at = as_utc(e.time)
+            if e.event == "DIALERANSWER" and attempt.answered_at is None:
+                attempt.answered_at = at
+            elif e.event == "CONNECT":
+                attempt.connected_at, attempt.agent = at, e.agent[:80]
+                await self._outcome(uow, attempt_id, "answered", "CONNECT")
+            elif e.event == "DIALERABANDON":
+                await self._outcome(uow, attempt_id, "abandoned", f"queue {e.data2}"[:40])
+            elif e.event == "DIALERMACHINE":
+                await self._outcome(uow, attempt_id, "machine", "AMD")
+            elif e.event in ("COMPLETECALLER", "COMPLETEAGENT"):
+                attempt.ended_at = at
+            elif e.event == "PREVIEWRESULT":  # a preview call, placed by the agent
+                status = e.data1.upper()
+                if status == "ANSWER":
+                    attempt.answered_at = attempt.connected_at = at
+                    attempt.agent = e.agent[:80]
+                outcome = PREVIEW_OUTCOMES.get(status, "failed")
+                await self._outcome(uow, attempt_id, outcome, f"preview {status}"[:40])
+                attempt.ended_at = at
+
+    async def _outcome(self, uow: UnitOfWork, attempt_id: int, outcome: str, reason: str) -> None:
+        attempt = await uow.session.get(DialAttempt, attempt_id)
+        if attempt is None or attempt.outcome:
+            return
+        now = datetime.now(UTC)
+        attempt.outcome, attempt.reason = outcome, reason[:40]
+        if outcome != "answered":
+            attempt.ended_at = attempt.ended_at or now
+        lead = await uow.session.get(CampaignLead, attempt.lead_id)
+        campaign = await uow.session.get(Campaign, attempt.campaign_id)
+        if lead is not None and campaign is not None:
+            lead.last_outcome = outcome
+            lead.state, lead.next_at = rules.after_attempt(
+                outcome, lead.attempts, campaign.max_attempts, campaign.retry,
+                campaign.jurisdiction, now,
+            )  # fmt: skip
+        ring_ms = int((now - as_utc(attempt.started_at)).total_seconds() * 1000)
+        code = {"answered": pacing.LIVE, "abandoned": pacing.LIVE, "busy": pacing.BUSY,
+                "machine": pacing.MACHINE}.get(outcome, pacing.NO_ANSWER)  # fmt: skip
+        self.finished.setdefault(attempt.campaign_id, pacing.Finished()).outcomes.append(
+            (code, ring_ms)
+        )
+        uow.emit("dialer", "attempt", {
+            "attempt_id": attempt.id, "campaign_id": attempt.campaign_id,
+            "lead_id": attempt.lead_id, "outcome": outcome, "reason": attempt.reason,
+            "agent": attempt.agent,
+        })  # fmt: skip
+
+
+async def due_leads(store: Store, c: Campaign, now: datetime, want: int) -> list[tuple[int, str]]:
+    """Up to ``want`` leads to dial now: due, in their window, not on the DNC list."""
+    out: list[tuple[int, str]] = []
+    async with store.unit_of_work() as uow:
+        s = uow.session
+        rows = (
+            await s.execute(
+                select(CampaignLead, Contact)
+                .join(Contact, col(Contact.id) == col(CampaignLead.contact_id))
+                .where(col(CampaignLead.campaign_id) == c.id)
+                .where(col(CampaignLead.state).in_(("new", "retry")))
+                .where((col(CampaignLead.next_at).is_(None)) | (col(CampaignLead.next_at) <= now))
+                .order_by(col(CampaignLead.state).desc(), col(CampaignLead.id))
+                .limit(max(50, want * 5))
+            )
+        ).all()
+        for lead, contact in rows:
+            if len(out) >= want:
+                break
+            tz = contact.timezone or c.default_timezone
+            if not rules.in_window(now, tz, c.window_start, c.window_end, c.days):
+                continue
+            phones = (
+                (
+                    await s.execute(
+                        select(col(ContactPhone.number))
+                        .where(col(ContactPhone.contact_id) == contact.id)
+                        .order_by(col(ContactPhone.position))
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not phones:
+                continue
+            number = phones[lead.attempts % len(phones)]
+            dnc = (
+                await s.execute(select(col(DncEntry.id)).where(col(DncEntry.number) == number))
+            ).first()
+            if dnc is not None:
+                lead.state, lead.last_outcome = "dnc", "dnc_blocked"
+                uow.emit("dialer", "dnc_blocked", {"campaign": c.name, "lead_id": lead.id})
+                continue
+            assert lead.id is not None
+            out.append((lead.id, number))
+    return out
+
+
+PREVIEW_OUTCOMES = {"ANSWER": "answered", "BUSY": "busy", "NOANSWER": "no_answer"}
+
+
+async def place_preview(
+    store: Store,
+    ami: AmiClient,
+    c: Campaign,
+    lead_id: int,
+    number: str,
+    agent_id: str,
+    extension: str,
+    ring_seconds: int = 30,
+) -> int:
+    """Preview mode: ring the agent's phone, then dial the lead. Returns the attempt id."""
+    digits = number.lstrip("+")
+    if not digits.isdigit():
+        raise ValueError(f"lead {lead_id}: {number!r} is not an E.164 number")
+    async with store.unit_of_work() as uow:
+        lead = await uow.session.get(CampaignLead, lead_id)
+        if lead is None or lead.state not in ("new", "retry"):
+            raise ValueError(f"lead {lead_id} is not due")
+        lead.attempts += 1
+        lead.state = "dialing"
+        attempt = DialAttempt(campaign_id=c.id or 0, lead_id=lead_id, number=number,
+                              attempt=lead.attempts, agent=agent_id)  # fmt: skip
+        uow.session.add(attempt)
+        await uow.session.flush()
+        assert attempt.id is not None
+        attempt_id = attempt.id
+        uow.emit("dialer", "dial", {"campaign": c.name, "attempt_id": attempt_id,
+                                    "lead_id": lead_id, "preview_by": agent_id})  # fmt: skip
+    variables = {
+        "TELEPHONIST_ATTEMPT": str(attempt_id),
+        "TELEPHONIST_QUEUE": c.queue,
+        "TELEPHONIST_AGENT": agent_id,
+        "TELEPHONIST_NUMBER": digits,
+        "TELEPHONIST_TRUNK": c.trunk,
+        "TELEPHONIST_RING_SECONDS": str(max(15, c.ring_seconds)),
+    }
+    await ami.send(
+        {
+            "Action": "Originate",
+            "Channel": f"PJSIP/{extension}",
+            "Context": "telephonist-dialer-preview",
+            "Exten": "s",
+            "Priority": "1",
+            "Async": "true",
+            "Timeout": str(ring_seconds * 1000),
+            "CallerID": f"Preview <{digits}>",
+            "Variable": ",".join(f"{k}={v}" for k, v in variables.items()),
+        },
+        as_list=False,
+    )
+    return attempt_id
+
+
+def pacing_lines(agents: int) -> int:
+    """Calls in flight at most: 4 lines per logged-in agent (never more than that)."""
+    return 4 * agents
+
+
+async def load_leads(uow: UnitOfWork, campaign: Campaign) -> int:
+    """Add the list's contacts not in the campaign yet (on start); returns how many."""
+    lst = (
+        await uow.session.execute(
+            select(ContactList).where(col(ContactList.name) == campaign.list_name)
+        )
+    ).scalar_one_or_none()
+    if lst is None:
+        return 0
+    have = set(
+        (
+            await uow.session.execute(
+                select(col(CampaignLead.contact_id)).where(
+                    col(CampaignLead.campaign_id) == campaign.id
+                )
+            )
+        ).scalars()
+    )
+    added = 0
+    for contact_id in (
+        await uow.session.execute(select(col(Contact.id)).where(col(Contact.list_id) == lst.id))
+    ).scalars():
+        if contact_id is not None and contact_id not in have:
+            uow.session.add(CampaignLead(campaign_id=campaign.id or 0, contact_id=contact_id))
+            added += 1
+    return added

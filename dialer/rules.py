@@ -1,0 +1,126 @@
+"""Campaign rules (pure): calling windows in the contact's local time, retries by outcome,
+and the jurisdiction presets for the abandon cap."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DEFAULT_RETRY = {"busy": 600, "no_answer": 3600, "machine": 7200, "failed": 1800, "callback": 0}
+"""Seconds before the next try, by the last outcome."""
+
+
+@dataclass(frozen=True)
+class Jurisdiction:
+    name: str
+    cap: float
+    period: timedelta
+    """Over what the abandon rate is measured."""
+    redial_abandoned_after: timedelta
+    """An abandoned number is not called again before this (UK: 72 h unless an agent is
+    guaranteed, which a predictive dialer cannot promise)."""
+
+
+JURISDICTIONS = {
+    "US": Jurisdiction("US", 0.03, timedelta(days=30), timedelta(0)),
+    "UK": Jurisdiction("UK", 0.03, timedelta(hours=24), timedelta(hours=72)),
+}
+
+
+class RuleError(ValueError):
+    """A bad campaign setting: the message names the field."""
+
+
+def parse_days(spec: str) -> frozenset[int]:
+    """``mon-fri,sun`` -> weekday numbers (Monday 0).
+
+    >>> sorted(parse_days("mon-wed,sat"))
+    [0, 1, 2, 5]
+    >>> parse_days("funday")
+    Traceback (most recent call last):
+    ...
+    dialer.rules.RuleError: --days: 'funday' is not like mon-fri or sat,sun
+    """
+    out: set[int] = set()
+    for part in spec.lower().split(","):
+        lo, _, hi = part.strip().partition("-")
+        if lo not in DAYS or (hi and hi not in DAYS):
+            raise RuleError(f"--days: {spec!r} is not like mon-fri or sat,sun")
+        a, b = DAYS.index(lo), DAYS.index(hi or lo)
+        out.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    return frozenset(out)
+
+
+def parse_hhmm(text: str, field: str) -> time:
+    if not re.fullmatch(r"[0-2][0-9]:[0-5][0-9]", text) or int(text[:2]) > 23:
+        raise RuleError(f"{field}: {text!r} is not HH:MM")
+    return time(int(text[:2]), int(text[3:]))
+
+
+def zone(name: str, field: str = "--timezone") -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RuleError(f"{field}: unknown time zone {name!r}") from None
+
+
+def in_window(now_utc: datetime, tz: str, start: str, end: str, days: str) -> bool:
+    """Whether ``now`` is inside the calling window in the contact's own time zone.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)  # a Monday
+    >>> in_window(t, "Europe/Paris", "09:00", "20:00", "mon-fri")   # 08:30 in Paris
+    False
+    >>> in_window(t, "Asia/Tokyo", "09:00", "20:00", "mon-fri")     # 16:30 in Tokyo
+    True
+    """
+    local = now_utc.astimezone(zone(tz))
+    if local.weekday() not in parse_days(days):
+        return False
+    return parse_hhmm(start, "window_start") <= local.time() < parse_hhmm(end, "window_end")
+
+
+def retry_delays(text: str) -> dict[str, int]:
+    """``busy=600,no_answer=3600`` (over the defaults) -> {outcome: seconds}."""
+    delays = dict(DEFAULT_RETRY)
+    if not text:
+        return delays
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in DEFAULT_RETRY or not value.strip().isdigit():
+            raise RuleError(
+                f"--retry: {part!r} is not OUTCOME=SECONDS with OUTCOME one of "
+                f"{', '.join(DEFAULT_RETRY)}"
+            )
+        delays[key] = int(value)
+    return delays
+
+
+def after_attempt(
+    outcome: str,
+    attempts: int,
+    max_attempts: int,
+    retry_json: str,
+    jurisdiction: str,
+    now: datetime,
+) -> tuple[str, datetime | None]:
+    """The lead's next state and when it may be dialled again.
+
+    Answered by a person and connected: done. Abandoned: again, but (UK) not within 72 h.
+    Busy, no answer, machine, failed: again after that outcome's delay, up to
+    ``max_attempts``; then exhausted."""
+    if outcome == "answered":
+        return "done", None
+    if attempts >= max_attempts:
+        return "exhausted", None
+    if outcome == "abandoned":
+        wait = JURISDICTIONS[jurisdiction].redial_abandoned_after
+        return "retry", now + max(wait, timedelta(seconds=DEFAULT_RETRY["no_answer"]))
+    delays = json.loads(retry_json) if retry_json else DEFAULT_RETRY
+    seconds = int(delays.get(outcome, DEFAULT_RETRY.get(outcome, 3600)))
+    return "retry", now + timedelta(seconds=seconds)

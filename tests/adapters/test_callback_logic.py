@@ -1,0 +1,279 @@
+"""Callback rules on both databases, with Asterisk's side played by a recording fake AMI and
+queue_log lines written to a file (the real-call proofs are in tests/scenarios/test_callbacks.py).
+
+- missed calls: one task per number within the window; a served customer's task cancelled;
+- placement: persist, then Originate; the customer's number only as validated digits;
+- outcomes from the queue_log: retry after the delay, give up at the maximum;
+- reconcile after a restart; named agents and promotion; the kept place in the queue.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import col
+
+from acd.queue_log import QueueLogIngester
+from acd.state import Member, WaitingCaller
+from acd.watcher import QueueWatcher
+from callbacks import tasks
+from callbacks.service import CallbackService
+from core.ami import AmiClient
+from core.centre import Centre
+from core.models import CallbackAttempt, CallbackRequest
+from core.storage import Store
+
+CENTRE = Centre.model_validate(
+    {
+        "queues": [{"name": "q"}],
+        "agents": [{"id": "al", "name": "Al", "extension": "2001", "skills": {"q": 0}}],
+        "trunks": [{"name": "t", "host": "127.0.0.1"}],
+        "callbacks": {"trunk": "t", "max_attempts": 2, "retry_delay": 60, "promote_after": 300},
+    }
+)
+
+
+class FakeAmi:
+    """Records actions; answers CoreShowChannels with ``channels``."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, str]] = []
+        self.channels: list[str] = []
+        self.link = SimpleNamespace(is_up=True)
+
+    def on_event(self, *_: Any) -> None:
+        pass
+
+    def on_connect(self, *_: Any) -> None:
+        pass
+
+    async def send(self, action: dict[str, str], **_: Any) -> Any:
+        self.sent.append(dict(action))
+        if action["Action"] == "CoreShowChannels":
+            return [{"Event": "CoreShowChannel", "Channel": c} for c in self.channels]
+        return {"Response": "Success"}
+
+    def originates(self) -> list[dict[str, str]]:
+        return [a for a in self.sent if a["Action"] == "Originate"]
+
+
+@pytest.fixture
+def rig(store: Store, tmp_path: Path) -> SimpleNamespace:
+    ami = FakeAmi()
+    log = tmp_path / "queue_log"
+    log.write_text("")
+    ingester = QueueLogIngester(log, store)
+    watcher = QueueWatcher(cast(AmiClient, ami), store, CENTRE)
+    service = CallbackService(store, cast(AmiClient, ami), CENTRE, watcher, ingester)
+    return SimpleNamespace(ami=ami, log=log, ingester=ingester, watcher=watcher, service=service)
+
+
+def write(log: Path, *lines: str) -> None:
+    now = int(time.time())
+    with log.open("a") as fh:
+        for line in lines:
+            fh.write(f"{now}|{line}\n")
+
+
+async def get(store: Store, cb_id: int) -> CallbackRequest:
+    async with store.sessions() as s:
+        cb = await s.get(CallbackRequest, cb_id)
+        assert cb is not None
+        return cb
+
+
+async def tries(store: Store, cb_id: int) -> list[CallbackAttempt]:
+    async with store.sessions() as s:
+        rows = await s.execute(
+            select(CallbackAttempt)
+            .where(col(CallbackAttempt.callback_id) == cb_id)
+            .order_by(col(CallbackAttempt.attempt))
+        )
+        return list(rows.scalars())
+
+
+async def add(store: Store, **fields: Any) -> int:
+    async with store.unit_of_work() as uow:
+        cb = await tasks.create(uow, CallbackRequest(queue="q", source="manual", **fields))
+        assert cb.id is not None
+        return cb.id
+
+
+async def test_missed_calls_one_task_per_number_within_the_window(store: Store) -> None:
+    now = datetime.now(UTC)
+    async with store.unit_of_work() as uow:
+        one, created = await tasks.missed(
+            uow, number="+5550100", queue="q", source="abandoned", window=3600, delay=120, now=now
+        )
+        two, again = await tasks.missed(
+            uow, number="5550100", queue="q", source="missed", window=3600, delay=120, now=now
+        )
+    assert created and not again and one.id == two.id and two.merged == 1
+    assert one.number == "5550100" and one.due_at == now + timedelta(seconds=120)
+    later = now + timedelta(seconds=3601)  # past the window: a new need
+    async with store.unit_of_work() as uow:
+        three, created = await tasks.missed(
+            uow, number="5550100", queue="q", source="abandoned", window=3600, delay=0, now=later
+        )
+    assert created and three.id != one.id
+    async with store.unit_of_work() as uow:
+        with pytest.raises(tasks.CallbackError, match="not a phone number"):
+            await tasks.missed(uow, number="1;Hangup", queue="q", source="missed", window=60,
+                               delay=0)  # fmt: skip
+
+
+async def test_a_served_customer_cancels_automatic_tasks_only(store: Store) -> None:
+    manual = await add(store, number="5550200")  # scheduled by someone: kept
+    async with store.unit_of_work() as uow:
+        merged, created = await tasks.missed(
+            uow, number="5550200", queue="q", source="abandoned", window=60, delay=0
+        )
+        auto, _ = await tasks.missed(
+            uow, number="5550201", queue="q", source="abandoned", window=60, delay=0
+        )
+    assert merged.id == manual and not created  # one task per number, whatever its source
+    async with store.unit_of_work() as uow:
+        assert await tasks.served(uow, "5550200", "q by Al") == []
+        cancelled = await tasks.served(uow, "5550201", "q by Al")
+    assert [c.id for c in cancelled] == [auto.id]
+    assert (await get(store, manual)).state == "pending"
+    closed = await get(store, cast(int, auto.id))
+    assert (closed.state, closed.closed_reason) == ("cancelled", "customer served: q by Al")
+
+
+async def test_placed_then_retried_after_the_delay_then_failed(rig: SimpleNamespace) -> None:
+    store: Store = rig.service.store
+    cb_id = await add(store, number="+5550300")
+    assert await rig.service.place_due() == 1
+    (originate,) = rig.ami.originates()
+    assert originate["Channel"] == f"Local/cb{cb_id}x1@telephonist-cb-queue/n"
+    assert "TELEPHONIST_CB_NUMBER=5550300," in originate["Variable"]
+    assert (await get(store, cb_id)).state == "queued"
+    assert await rig.service.place_due() == 0  # never twice
+    write(
+        rig.log,
+        f"ph-1|q|NONE|CALLBACKPLACED|{cb_id}|1",
+        "ph-1|q|NONE|ENTERQUEUE||5550300|1",
+        "ph-1|q|Al|CONNECT|3|agent-1|0",
+        f"dial-1|q|NONE|CALLBACKDIAL|{cb_id}|1",
+        f"dial-1|q|NONE|CALLBACKRESULT|{cb_id}|1|NOANSWER|",
+    )
+    await rig.ingester.ingest_once()
+    cb = await get(store, cb_id)
+    assert (cb.state, cb.attempts, cb.outcome) == ("pending", 1, "no_answer")
+    assert cb.due_at is not None
+    wait = (cb.due_at.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds()
+    assert 55 < wait <= 60
+    (first,) = await tries(store, cb_id)
+    assert (first.agent, first.outcome, first.dial_status) == ("Al", "no_answer", "NOANSWER")
+    assert first.connected_at is not None
+    assert await rig.service.place_due() == 0  # not before the delay
+    async with store.unit_of_work() as uow:
+        row = await uow.session.get(CallbackRequest, cb_id)
+        assert row is not None
+        row.due_at = datetime.now(UTC) - timedelta(seconds=1)
+    assert await rig.service.place_due() == 1
+    assert rig.ami.originates()[-1]["Channel"] == f"Local/cb{cb_id}x2@telephonist-cb-queue/n"
+    write(rig.log, f"dial-2|q|NONE|CALLBACKRESULT|{cb_id}|2|BUSY|")
+    await rig.ingester.ingest_once()
+    cb = await get(store, cb_id)
+    assert (cb.state, cb.attempts, cb.outcome) == ("failed", 2, "busy")
+    # A late line about the first try changes nothing.
+    write(rig.log, f"dial-1|q|NONE|CALLBACKRESULT|{cb_id}|1|ANSWER|30")
+    await rig.ingester.ingest_once()
+    assert (await get(store, cb_id)).state == "failed"
+
+
+async def test_a_queue_that_refuses_the_placeholder_costs_no_attempt(
+    rig: SimpleNamespace,
+) -> None:
+    store: Store = rig.service.store
+    cb_id = await add(store, number="5550400")
+    await rig.service.place_due()
+    write(rig.log, f"ph|q|NONE|CALLBACKUNPLACED|{cb_id}|1|JOINEMPTY")
+    await rig.ingester.ingest_once()
+    cb = await get(store, cb_id)
+    assert (cb.state, cb.attempts, cb.outcome) == ("pending", 0, "not_placed:JOINEMPTY")
+
+
+async def test_reconcile_after_restart(rig: SimpleNamespace) -> None:
+    store: Store = rig.service.store
+    kept = await add(store, number="5550500")
+    lost = await add(store, number="5550501")
+    done = await add(store, number="5550502")
+    await rig.service.place_due()
+    # Asterisk still holds the first placeholder; the second is gone with no outcome; the
+    # third finished while telephonist was down (its lines are in the queue_log).
+    rig.ami.channels = [f"Local/cb{kept}x1@telephonist-cb-queue-00000001;2"]
+    write(
+        rig.log,
+        f"d3|q|NONE|CALLBACKDIAL|{done}|1",
+        f"d3|q|NONE|CALLBACKRESULT|{done}|1|ANSWER|42",
+    )
+    assert await rig.service.reconcile() == 1
+    assert (await get(store, kept)).state == "queued"
+    back = await get(store, lost)
+    assert (back.state, back.attempts, back.outcome) == ("pending", 0, "lost")
+    finished = await get(store, done)
+    assert (finished.state, finished.attempts) == ("done", 1)
+    assert (await tries(store, done))[0].talk_seconds == 42
+
+
+async def test_named_agent_when_free_then_anyone_after_promote_after(
+    rig: SimpleNamespace,
+) -> None:
+    store: Store = rig.service.store
+    cb_id = await add(store, number="5550600", agent="al", due_at=datetime.now(UTC))
+    assert await rig.service.place_due() == 0  # Al is not logged in
+    q = rig.watcher.state.queues["q"]
+    q.members["PJSIP/2001"] = Member("PJSIP/2001", "Al", state="in use", in_call=True)
+    assert await rig.service.place_due() == 0  # Al is on a call
+    q.members["PJSIP/2001"] = Member("PJSIP/2001", "Al", state="idle")
+    assert await rig.service.place_due() == 1
+    (originate,) = rig.ami.originates()
+    assert originate["Channel"] == f"Local/ag{cb_id}x1@telephonist-cb-queue/n"
+    assert "TELEPHONIST_CB_AGENT_EXTEN=2001" in originate["Variable"]
+    # Another task for Al while the first is with him waits; past promote_after it goes to
+    # anyone in the queue.
+    other = await add(store, number="5550601", agent="al", due_at=datetime.now(UTC))
+    assert await rig.service.place_due() == 0
+    async with store.unit_of_work() as uow:
+        row = await uow.session.get(CallbackRequest, other)
+        assert row is not None
+        row.due_at = datetime.now(UTC) - timedelta(seconds=301)
+    assert await rig.service.place_due() == 1
+    assert rig.ami.originates()[-1]["Channel"] == f"Local/cb{other}x1@telephonist-cb-queue/n"
+
+
+async def test_the_kept_place_is_behind_callers_who_joined_earlier(rig: SimpleNamespace) -> None:
+    store: Store = rig.service.store
+    now = time.time()
+    callers = rig.watcher.state.queues["q"].callers
+    for i, joined in enumerate((now - 30, now - 20, now - 5)):
+        callers[f"u{i}"] = WaitingCaller(f"u{i}", f"55507{i}", i + 1, joined, f"PJSIP/x-{i}")
+    cb_id = await add(store, number="5550700", joined_at=datetime.fromtimestamp(now - 10, UTC))
+    await rig.service.place_due()
+    (originate,) = rig.ami.originates()
+    assert "TELEPHONIST_CB_POSITION=3," in originate["Variable"]  # after the two earlier ones
+    assert (await get(store, cb_id)).state == "queued"
+
+
+async def test_sweep_hangs_up_the_placeholder_of_a_cancelled_task(rig: SimpleNamespace) -> None:
+    store: Store = rig.service.store
+    cb_id = await add(store, number="5550800")
+    await rig.service.place_due()
+    channel = f"Local/cb{cb_id}x1@telephonist-cb-queue-00000009;2"
+    rig.watcher.state.queues["q"].callers["ph"] = WaitingCaller("ph", "5550800", 1, 0, channel)
+    assert await rig.service.sweep() == 0
+    async with store.unit_of_work() as uow:
+        row = await uow.session.get(CallbackRequest, cb_id)
+        assert row is not None
+        await tasks.close(uow, row, "cancelled", "admin")
+    assert await rig.service.sweep() == 1
+    assert rig.ami.sent[-1] == {"Action": "Hangup", "Channel": channel}

@@ -1,0 +1,149 @@
+"""Contact list import and the do-not-call list, on both databases: good, bad and hostile
+files; nothing stored when a file is refused."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from core.models import Contact, ContactPhone
+from core.storage import Store
+from dialer.contacts import ImportFileError, dnc_add, dnc_check, import_file
+
+
+async def count(store: Store, model: type) -> int:
+    async with store.sessions() as s:
+        return int((await s.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+def write_csv(path: Path, rows: list[list[str]], delimiter: str = ",") -> Path:
+    with path.open("w", newline="") as fh:
+        csv.writer(fh, delimiter=delimiter).writerows(rows)
+    return path
+
+
+async def test_good_csv_with_several_numbers_tags_fields_and_duplicates(
+    store: Store, tmp_path: Path
+) -> None:
+    f = write_csv(
+        tmp_path / "leads.csv",
+        [
+            ["Name", "Phone", "Mobile", "Tags", "Company", "TZ"],
+            ["Jeanne Martin", "01 42 68 53 00", "06 12 34 56 78", "vip;paris", "ACME", ""],
+            ["J. Martin", "+33 6 12 34 56 78", "", "renewal", "", ""],  # same person: merged
+            ["Bob Smith", "+1 212 555 0199", "", "", "Initech", "America/Chicago"],
+        ],
+        delimiter=";",
+    )
+    report = await import_file(store, f, "spring", region="FR")
+    assert (report.imported, report.merged, report.rejected) == (2, 1, 0)
+    async with store.sessions() as s:
+        contacts = {c.name: c for c in (await s.execute(select(Contact))).scalars()}
+        phones = (
+            (await s.execute(select(ContactPhone).order_by(col(ContactPhone.id)))).scalars().all()
+        )
+    jeanne = contacts["Jeanne Martin"]
+    assert json.loads(jeanne.tags) == ["paris", "renewal", "vip"]
+    assert json.loads(jeanne.fields) == {"Company": "ACME"}
+    assert jeanne.timezone == "Europe/Paris"  # from the number
+    assert contacts["Bob Smith"].timezone == "America/Chicago"  # the override column
+    assert [(p.number, p.position) for p in phones if p.contact_id == jeanne.id] == [
+        ("+33142685300", 0),
+        ("+33612345678", 1),
+    ]
+    # The same file again: everything merges, nothing is duplicated.
+    again = await import_file(store, f, "spring", region="FR")
+    assert (again.imported, again.merged) == (0, 3)
+    assert await count(store, ContactPhone) == 3
+
+
+async def test_hostile_rows_are_rejected_with_their_reason_good_rows_imported(
+    store: Store, tmp_path: Path
+) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in (
+        ["name", "phone", "note"],
+        ["Ok Person", "+44 20 7946 0958", "fine"],
+        ["Letters", "1-800-FLOWERS", ""],
+        ["Dialplan", "555,1)\nSystem(rm -rf /)", ""],
+        ['=HYPERLINK("http://evil","x")', "+44 20 7946 0959", ""],
+        ["No number", "", ""],
+        ["Semicolon", "0207946;Hangup()", ""],
+        ["Cell formula", "+44 20 7946 0960", "=1+2"],
+        ["Bad zone", "+44 20 7946 0961", ""],
+    ):
+        sheet.append(row)
+    f = tmp_path / "list.xlsx"
+    book.save(f)
+    report = await import_file(store, f, "uk", region="GB", rejects=tmp_path / "bad.csv")
+    assert (report.imported, report.rejected) == (2, 6)
+    with (tmp_path / "bad.csv").open() as fh:
+        rejected = {int(r["line"]): r["reason"] for r in csv.DictReader(fh)}
+    assert set(rejected) == {3, 4, 5, 6, 7, 8}
+    assert "characters other than digits" in rejected[3]
+    assert "characters other than digits" in rejected[4]
+    assert "looks like a spreadsheet formula" in rejected[5]
+    assert rejected[6] == "no phone number"
+    assert "looks like a spreadsheet formula" in rejected[8]
+    text = (tmp_path / "bad.csv").read_text()
+    assert "'=HYPERLINK" in text  # written back as text, not as a formula
+    async with store.sessions() as s:
+        numbers = set((await s.execute(select(col(ContactPhone.number)))).scalars())
+    assert numbers == {"+442079460958", "+442079460961"}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("photo.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a CSV or XLSX file"),
+        ("fake.xlsx", b"PK\x03\x04garbage-not-a-zip", "not a readable XLSX spreadsheet"),
+        ("nophone.csv", b"name,email\nA,a@example.com\n", "no phone column"),
+        ("empty.csv", b"", "empty, or not a CSV file"),
+    ],
+)
+async def test_a_file_that_cannot_be_a_contact_list_imports_nothing(
+    store: Store, tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    good = write_csv(tmp_path / "good.csv", [["phone"], ["+1 212 555 0199"]])
+    await import_file(store, good, "keep", region="US")
+    f = tmp_path / name
+    f.write_bytes(content)
+    with pytest.raises(ImportFileError, match=message) as exc:
+        await import_file(store, f, "keep", region="US")
+    assert str(f) in str(exc.value)
+    assert await count(store, Contact) == 1  # what was there is still there, nothing added
+
+
+async def test_dnc_normalised_and_checked(store: Store) -> None:
+    added, bad = await dnc_add(store, ["(212) 555-0199", "+1 212 555 0199", "12;34"], "US", "t")
+    assert added == 1 and len(bad) == 1 and "characters other than digits" in bad[0]
+    assert await dnc_check(store, "+12125550199", "US") is not None
+    assert await dnc_check(store, "212-555-0198", "US") is None
+
+
+def test_cli_import_reports_and_refuses(tmp_path: Path) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n[dialer]\nregion = "FR"\n')
+    f = write_csv(tmp_path / "l.csv", [["nom", "tel"], ["A", "0142685300"], ["B", "abc"]])
+    base = [sys.executable, "-m", "cli.main", "--config", str(config)]
+    ok = subprocess.run([*base, "contacts", "import", str(f), "--list", "l1"],
+                        capture_output=True, text=True, check=False)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "1 contacts imported, 0 merged into existing ones, 1 rejected" in ok.stdout
+    assert (tmp_path / "l.csv.rejects.csv").exists()
+    mapped = [*base, "contacts", "import", str(f), "--list", "l1", "--map", "phone=Nope"]
+    bad = subprocess.run(mapped, capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "--map names columns not in the file: Nope" in bad.stderr
+    listed = subprocess.run([*base, "dnc", "check", "01 42 68 53 00"],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert listed.returncode == 1 and "not listed" in listed.stdout
