@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import email
 import wave
+from collections.abc import AsyncIterator
 from email import policy
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from callbacks.tasks import OPEN
+from core.ami import AmiClient
 from core.models import CallbackAttempt, CallbackRequest, VoicemailMessage
 from core.settings import Settings
 from core.simcall import audio_scenario
@@ -34,6 +37,22 @@ pytestmark = pytest.mark.pbx
 
 CUSTOMERS = 25410  # the "customers" trunk in tests/scenarios/centre/centre.yaml
 HANK = 25508
+
+
+@pytest.fixture(autouse=True)
+async def _no_task_left_open(settings: Settings, store: Store) -> AsyncIterator[None]:
+    """Whatever a test leaves open (it failed half-way) is cancelled, and Hank logged out,
+    so that the next test starts with an empty cbq instead of failing for this one."""
+    yield
+    async with store.sessions() as s:
+        rows = await s.execute(
+            select(col(CallbackRequest.id)).where(col(CallbackRequest.state).in_(OPEN))
+        )
+        left = [str(i) for i in rows.scalars()]
+    for cb_id in left:
+        cli(settings, "callback", "cancel", cb_id, "--reason", "left open by a test")
+    config = settings.data_dir.parent / "telephonist.toml"
+    await asyncio.to_thread(telephonist, config, "agent", "logout", "hank")
 
 
 def cli(settings: Settings, *args: str) -> str:
@@ -112,14 +131,18 @@ def dials_to(ami_watch: AmiWatch, number: str) -> list[dict[str, str]]:
 
 
 async def test_press_for_callback_keeps_the_callers_place(
-    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
-) -> None:
-    customers = AgentPhone(CUSTOMERS, tmp_path, scenario="customer.xml", calls=1, timeout=120)
-    hank = AgentPhone(HANK, tmp_path, calls=3, timeout=120)
+    serve: Serve, settings: Settings, store: Store, ami: AmiClient, ami_watch: AmiWatch,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    customers = AgentPhone(CUSTOMERS, tmp_path, scenario="customer.xml", calls=1, timeout=150)
+    hank = AgentPhone(HANK, tmp_path, calls=3, timeout=150)
     customers.start()
     try:
-        # First: a caller who joined before (stays ahead of the callback).
-        first = asyncio.create_task(call(settings, tmp_path, "304", "5571000", [], 22000))
+        # First: a caller who joined before (stays ahead of the callback). Callers hold on
+        # for long and the test ends their talk with Hank itself: no race with slow machines.
+        first = asyncio.create_task(
+            call(settings, tmp_path, "304", "5571000", [], 90000, timeout=120)
+        )
         await ami_watch.wait_for(
             lambda e: e.get("Event") == "QueueCallerJoin" and e.get("CallerIDNum") == "5571000",
             what="the first caller waiting",
@@ -139,9 +162,10 @@ async def test_press_for_callback_keeps_the_callers_place(
             ),
             what="the callback's placeholder in the queue",
         )
+        assert not first.done(), "the first caller left before the callback was queued"
         assert placeholder["Position"] == "2"  # behind the caller who joined before
         last = asyncio.create_task(
-            call(settings, tmp_path, "304", "5571002", [], 45000, timeout=70)
+            call(settings, tmp_path, "304", "5571002", [], 90000, timeout=120)
         )
         await ami_watch.wait_for(
             lambda e: e.get("Event") == "QueueCallerJoin" and e.get("CallerIDNum") == "5571002",
@@ -149,8 +173,10 @@ async def test_press_for_callback_keeps_the_callers_place(
         )
         hank.start()
         cli(settings, "agent", "login", "hank")
+        await _talk_and_hang_up(ami, ami_watch, "5571000")
         await first
         await until(lambda: _state(store, cb.id, "done"), timeout=40, what="the callback done")
+        await _talk_and_hang_up(ami, ami_watch, "5571002")
         await last
     finally:
         hank.stop()
@@ -238,7 +264,7 @@ async def test_no_answer_is_retried_after_the_delay_up_to_the_maximum(
         cli(settings, "agent", "login", "hank")
         out = cli(settings, "callback", "add", "5571009", "--queue", "cbq", "--note", "quote")
         cb_id = int(out.split()[1].rstrip(":"))
-        await until(lambda: _state(store, cb_id, "failed"), timeout=60, what="the task failed")
+        await until(lambda: _state(store, cb_id, "failed"), timeout=90, what="the task failed")
     finally:
         hank.stop()
         customers.stop()
@@ -355,6 +381,17 @@ async def _state(store: Store, cb_id: int | None, state: str) -> bool:
 async def _merged(store: Store, number: str, merged: int) -> bool:
     rows = await callbacks_for(store, number)
     return len(rows) == 1 and rows[0].merged == merged
+
+
+async def _talk_and_hang_up(ami: AmiClient, ami_watch: AmiWatch, caller: str) -> None:
+    """Wait until the caller is connected to an agent, let them talk 2 s, hang the caller up."""
+    connect = await ami_watch.wait_for(
+        lambda e: e.get("Event") == "AgentConnect" and e.get("CallerIDNum") == caller,
+        timeout=60,
+        what=f"{caller} connected to an agent",
+    )
+    await asyncio.sleep(2)
+    await ami.send({"Action": "Hangup", "Channel": connect["Channel"]})
 
 
 def _caller(ami_watch: AmiWatch, channel: str) -> str:
