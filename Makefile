@@ -6,7 +6,7 @@ TEL   := $(BIN)/telephonist
 DEMO  := demo/telephonist.toml
 PYTHON ?= python3
 
-.PHONY: setup system venv broker postgres run pbx-up pbx-down call test check fmt clean bench-ivr bench-acd bench-dialer
+.PHONY: setup system venv broker postgres run pbx-up pbx-down call test check fmt clean bench-ivr bench-acd bench-dialer bench-dialer-live
 
 ## setup: system packages (apt) + virtualenv with telephonist installed
 setup: system venv
@@ -63,6 +63,11 @@ bench-ivr: setup broker
 ## bench-dialer: every pacing policy on every scenario of the seeded simulator (prints numbers)
 bench-dialer: setup
 	$(TEL) dialer bench
+
+## bench-dialer-live: a predictive campaign on the sandbox PBX against the simulator (prints numbers)
+bench-dialer-live: setup broker postgres
+	LIVE_RUN_MINUTES=$${LIVE_RUN_MINUTES:-10} $(BIN)/pytest -s -q \
+		tests/scenarios/test_dialer.py -k agrees_with_the_simulator
 
 ## bench-acd: agents on real SIP phones, callers at a fixed rate (prints numbers)
 bench-acd: setup broker

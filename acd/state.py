@@ -34,6 +34,15 @@ class Member:
     calls_taken: int = 0
     since: float = 0.0
     """When the member's state, call or pause last changed (seconds since the epoch)."""
+    last_call: float = 0.0
+    """When the member's last queue call ended (seconds since the epoch; 0: none yet)."""
+    wrapup: int = 0
+    """The member's own wrap-up time in seconds (0: the queue's applies)."""
+
+    def wrapping_up(self, now: float, queue_wrapup: int) -> bool:
+        """In wrap-up after a call: app_queue offers no call to the member until it ends."""
+        wrap = self.wrapup or queue_wrapup
+        return wrap > 0 and self.last_call > 0 and not self.in_call and now - self.last_call < wrap
 
 
 @dataclass
@@ -109,6 +118,9 @@ class CentreState:
             )
         if kind == "AgentComplete":
             queue.completed += 1
+            member = queue.members.get(ev.get("Interface", ""))
+            if member is not None:
+                member.last_call = max(member.last_call, now)
             return Change(queue.name, "call_completed", {"member": ev.get("MemberName", "")})
         if kind in (
             "QueueMember", "QueueMemberAdded", "QueueMemberStatus", "QueueMemberPause",
@@ -125,6 +137,8 @@ class CentreState:
             member.state = DEVICE_STATES.get(ev.get("Status", "0"), "unknown")
             member.in_call = ev.get("InCall", "0") == "1"
             member.calls_taken = int(ev.get("CallsTaken", 0) or 0)
+            member.last_call = max(member.last_call, float(ev.get("LastCall", 0) or 0))
+            member.wrapup = int(ev.get("Wrapuptime", 0) or 0)
             queue.members[iface] = member
             if asdict(member) == before:
                 return None

@@ -100,7 +100,11 @@ def render_all(settings: Settings, centre: Centre, paths: AsteriskPaths) -> dict
         "centre": centre,
         "paths": paths,
         "bind_address": settings.pbx.bind_address,
-        "secrets": {"ami": settings.ami_secret, "ari": settings.ari_secret},
+        "secrets": {
+            "ami": settings.ami_secret,
+            "ari": settings.ari_secret,
+            "crm": settings.crm_ami_secret,
+        },
         "mailbox_pin": lambda box: mailbox_pin(settings.ami_secret, box),
         "agent_password": lambda ext: agent_password(settings.ami_secret, ext),
     }

@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -28,6 +28,7 @@ from core.models import (
 )
 from core.storage import Store
 from dialer import pacing, rules
+from dialer.dispositions import DispositionError, check_code, set_disposition
 from dialer.engine import due_leads, load_leads, place_preview
 from dialer.rules import RuleError
 
@@ -37,7 +38,7 @@ T = TypeVar("T")
 
 
 def _run(ctx: typer.Context, action: Callable[[Store, Centre], Awaitable[T]]) -> T:
-    return with_store(ctx, action, RuleError, ValueError)
+    return with_store(ctx, action, RuleError, DispositionError, ValueError)
 
 
 @app.command()
@@ -203,8 +204,10 @@ async def campaign_stats(store: Store, name: str, now: datetime | None = None) -
         until = min(as_utc(login.logged_out_at) if login.logged_out_at else now, now)
         logged += max(0.0, (until - since).total_seconds())
     recent = [a for a in attempts if as_utc(a.started_at) >= now - period]
-    live = [a for a in recent if a.outcome in ("answered", "abandoned")]
-    abandoned = [a for a in recent if a.outcome == "abandoned"]
+    live = sum(a.outcome in ("answered", "abandoned") for a in recent)
+    abandoned = sum(a.outcome == "abandoned" for a in recent)
+    machines = sum(a.outcome == "machine" for a in recent)
+    rate, fp_estimate = rules.abandon_rate(abandoned, live, machines, c.amd_false_positive)
     by_outcome: dict[str, int] = {}
     for a in attempts:
         by_outcome[a.outcome or "in progress"] = by_outcome.get(a.outcome or "in progress", 0) + 1
@@ -218,8 +221,9 @@ async def campaign_stats(store: Store, name: str, now: datetime | None = None) -
         "dials": len(attempts),
         "connects": by_outcome.get("answered", 0),
         "abandoned": by_outcome.get("abandoned", 0),
-        "abandon_rate": round(len(abandoned) / len(live), 4) if live else 0.0,
+        "abandon_rate": round(rate, 4),
         "abandon_period": f"{c.jurisdiction}: {period}",
+        "amd_false_positives_estimated": round(fp_estimate, 2),
         "talk_seconds": talk,
         "agent_seconds": round(logged, 1),
         "occupancy": round(talk / logged, 4) if logged else 0.0,
@@ -306,21 +310,13 @@ def next_(
 
 @disposition_app.command("set")
 def disposition_set(ctx: typer.Context, attempt_id: int, code: str) -> None:
-    """Set the agent's disposition of a call (e.g. sale, callback, not-interested, dnc)."""
+    """Set the agent's disposition of a call (e.g. sale, callback, not-interested, dnc):
+    callback dials the lead again later, dnc puts the number on the do-not-call list."""
 
     async def go(store: Store, centre: Centre) -> str:
-        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", code):
-            raise RuleError(f"CODE: {code!r} is not a disposition code (a-z, 0-9, _ -)")
+        check_code(code)
         async with store.unit_of_work() as uow:
-            attempt = await uow.session.get(DialAttempt, attempt_id)
-            if attempt is None:
-                raise RuleError(f"no dial attempt {attempt_id}")
-            lead = await uow.session.get(CampaignLead, attempt.lead_id)
-            assert lead is not None
-            lead.disposition = code
-            if code == "callback":
-                lead.state, lead.next_at = "retry", datetime.now(UTC) + timedelta(hours=1)
-            uow.emit("dialer", "disposition", {"attempt_id": attempt_id, "code": code})
+            lead = await set_disposition(uow, attempt_id, code, by="cli")
             return lead.state
 
     lead_state = _run(ctx, go)

@@ -14,6 +14,7 @@ import signal
 from acd.controller import AcdController
 from acd.queue_log import QueueLogIngester, sandbox_queue_log
 from acd.watcher import QueueWatcher
+from agi_handlers.disposition import disposition_route
 from agi_handlers.selftest import selftest_route
 from agi_handlers.server import AgiServer
 from agi_handlers.vip import vip_lookup_route
@@ -69,6 +70,7 @@ class Service:
             settings.agi.host, settings.agi.port, read_timeout=settings.agi.read_timeout
         )
         self.agi.route("selftest", selftest_route(self.store))
+        self.agi.route("disposition", disposition_route(self.store, self.centre))
         routes = {"demo": demo_route(self.store)}
         self.acd = AcdController(self.store, self.centre)
         self.watcher = QueueWatcher(self.ami, self.store, self.centre)
@@ -82,7 +84,10 @@ class Service:
         self.callbacks = CallbackService(
             self.store, self.ami, self.centre, self.watcher, self.queue_log
         )
-        self.dialer = DialerService(self.store, self.ami, self.watcher, self.queue_log)
+        self.dialer = DialerService(
+            self.store, self.ami, self.watcher, self.queue_log,
+            wrapups={q.name: q.wrapup for q in self.centre.queues},
+        )  # fmt: skip
         rootfs = pbx.cache_dir / f"rootfs-{pbx.debian_suite}"
         spool = pbx.voicemail_spool
         if spool is None and pbx.mode == "sandbox":

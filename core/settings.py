@@ -61,6 +61,9 @@ class PbxSettings(_Section):
     rtp_end: int = Field(default=30999, ge=1024, le=65535)
     ami_user: str = Field(default="telephonist", pattern=r"^[A-Za-z0-9_-]+$")
     ami_secret: SecretStr | None = None
+    crm_ami_user: str = Field(default="crm", pattern=r"^[A-Za-z0-9_-]+$")
+    """An AMI login for CRMs: it may only send and read UserEvents (dispositions)."""
+    crm_ami_secret: SecretStr | None = None
     ari_user: str = Field(default="telephonist", pattern=r"^[A-Za-z0-9_-]+$")
     ari_secret: SecretStr | None = None
     stasis_app: str = Field(default="telephonist", pattern=r"^[A-Za-z0-9_-]+$")
@@ -190,6 +193,11 @@ class Settings(BaseSettings):
         return self.pbx.ami_secret.get_secret_value()
 
     @property
+    def crm_ami_secret(self) -> str:
+        assert self.pbx.crm_ami_secret is not None, "load_settings() fills secrets"
+        return self.pbx.crm_ami_secret.get_secret_value()
+
+    @property
     def ari_secret(self) -> str:
         assert self.pbx.ari_secret is not None, "load_settings() fills secrets"
         return self.pbx.ari_secret.get_secret_value()
@@ -253,6 +261,7 @@ def _ensure_secrets(settings: Settings) -> Settings:
     needed = {
         "ami_secret": settings.pbx.ami_secret,
         "ari_secret": settings.pbx.ari_secret,
+        "crm_ami_secret": settings.pbx.crm_ami_secret,
     }
     if all(v is not None for v in needed.values()):
         return settings

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ from core.models import (
 )
 from core.storage import Store, UnitOfWork
 from dialer import pacing, rules
+from dialer.dispositions import DispositionError, set_disposition
 
 if TYPE_CHECKING:
     from acd.queue_log import QueueLogIngester
@@ -64,8 +66,11 @@ class DialerService:
         queue_log: QueueLogIngester | None,
         *,
         interval: float = 1.0,
+        wrapups: Mapping[str, int] | None = None,
     ) -> None:
         self.store = store
+        self.wrapups = dict(wrapups or {})
+        """Each queue's wrap-up seconds (app_queue's ``wrapuptime``; members may have their own)."""
         self.ami = ami
         self.watcher = watcher
         self.interval = interval
@@ -76,6 +81,7 @@ class DialerService:
         self._pending: set[asyncio.Task[None]] = set()
         ami.on_event("Hangup", self._on_hangup)
         ami.on_event("OriginateResponse", self._on_originate)
+        ami.on_event("UserEvent", self._on_user_event)
         if queue_log is not None:
             queue_log.hooks.append(self.on_queue_log)
 
@@ -107,6 +113,7 @@ class DialerService:
                 self.policies[c.id] = pacing.Predictive(
                     cap=c.abandon_cap,
                     amd_false_positive=c.amd_false_positive if c.amd else 0.0,
+                    day_ms=rules.window_ms(c.window_start, c.window_end),
                 )
         return self.policies[c.id]
 
@@ -114,21 +121,31 @@ class DialerService:
         assert c.id is not None
         queue = self.watcher.state.queues.get(c.queue)
         members = list(queue.members.values()) if queue is not None else []
+        t = now.timestamp()
+        wrap = self.wrapups.get(c.queue, 0)
         states = np.array(
             [
                 pacing.AWAY if m.paused or m.state in ("unavailable", "invalid")
                 else pacing.TALK if m.in_call or m.state in ("in use", "busy", "ringing")
+                else pacing.WRAP if m.wrapping_up(t, wrap)
                 else pacing.IDLE
                 for m in members
             ],
             dtype=np.int8,
         )  # fmt: skip
+        elapsed = np.array(
+            [
+                t - m.last_call if state == pacing.WRAP else t - m.since if m.since else 0.0
+                for m, state in zip(members, states, strict=True)
+            ],
+            dtype=np.float64,
+        )
         # Today's counters as one aggregate, and only the calls still in flight as rows:
         # this runs every second for every running campaign.
         day = now - timedelta(hours=24)
         mine = (col(DialAttempt.campaign_id) == c.id) & (col(DialAttempt.started_at) >= day)
         async with self.store.sessions() as s:
-            dials, answered, abandoned = (
+            dials, answered, abandoned, first = (
                 await s.execute(
                     select(
                         func.count(),
@@ -136,6 +153,7 @@ class DialerService:
                         func.coalesce(
                             func.sum(case((col(DialAttempt.outcome) == "abandoned", 1), else_=0)), 0
                         ),
+                        func.min(col(DialAttempt.started_at)),
                     ).where(mine)
                 )
             ).one()
@@ -150,16 +168,13 @@ class DialerService:
         waiting = [a for a in flying if a.answered_at is not None and a.connected_at is None]
         active = int(np.count_nonzero(states != pacing.AWAY))
         in_flight = len(ringing) + len(waiting)
+        # The policy's clock: time into the campaign's day (since its first call of the last
+        # 24 h), as in the simulator; its budget spreads over the calling window's length.
+        into_day = (now - as_utc(first)).total_seconds() if first is not None else 0.0
         return pacing.Observation(
-            now_ms=int(now.timestamp() * 1000),
+            now_ms=max(0, int(into_day * 1000)),
             agent_state=states,
-            agent_elapsed_ms=np.array(
-                [
-                    max(0, int((now.timestamp() - m.since) * 1000)) if m.since else 0
-                    for m in members
-                ],
-                dtype=np.int64,
-            ),
+            agent_elapsed_ms=np.maximum(0, elapsed * 1000).astype(np.int64),
             ringing_ms=np.array(
                 [int((now - as_utc(a.started_at)).total_seconds() * 1000) for a in ringing],
                 dtype=np.int64,
@@ -177,6 +192,11 @@ class DialerService:
         now = datetime.now(UTC)
         obs = await self.observe(c, now)
         want = min(self._policy(c).decide(obs), obs.lines_free)
+        log.debug(
+            "campaign %s: agents %s, ringing %d, waiting %d, lines free %d: launch %d",
+            c.name, "".join("ITWA"[x] for x in obs.agent_state), len(obs.ringing_ms),
+            obs.waiting, obs.lines_free, want,
+        )  # fmt: skip
         placed = 0
         if want <= 0:
             return 0
@@ -247,6 +267,22 @@ class DialerService:
         while len(self._causes) > 10_000:
             self._causes.pop(next(iter(self._causes)))
 
+    async def _on_user_event(self, event: Any) -> None:
+        """A CRM sets a disposition over AMI: ``Action: UserEvent``, ``UserEvent:
+        TelephonistDisposition``, ``Attempt: <id>``, ``Code: <code>``."""
+        if event.get("UserEvent") != "TelephonistDisposition":
+            return
+        raw_id, code = event.get("Attempt", ""), event.get("Code", "")
+        try:
+            if not raw_id.isdigit():
+                raise DispositionError(f"Attempt: {raw_id[:40]!r} is not an attempt id")
+            async with self.store.unit_of_work() as uow:
+                await set_disposition(uow, int(raw_id), code, by="ami")
+        except DispositionError as exc:
+            log.warning("AMI disposition refused: %s", exc)
+            async with self.store.unit_of_work() as uow:
+                uow.emit("dialer", "disposition_refused", {"error": str(exc)[:200]})
+
     async def _on_originate(self, event: Any) -> None:
         """An unanswered call. The hang-up cause says more than the Reason (PJSIP reports a
         486 as Reason 0), and the channel's Hangup event may come before or after this."""
@@ -301,6 +337,13 @@ class DialerService:
                 await self._outcome(uow, attempt_id, "machine", "AMD")
             elif e.event in ("COMPLETECALLER", "COMPLETEAGENT"):
                 attempt.ended_at = at
+                # What the policy learns from: the talk time (whole seconds in the queue_log:
+                # the middle of that second) and the wrap-up that follows it.
+                learnt = self.finished.setdefault(attempt.campaign_id, pacing.Finished())
+                if e.data2.isdigit():
+                    learnt.talks.append(int(e.data2) * 1000 + 500)
+                if self.wrapups.get(e.queue, 0):
+                    learnt.wraps.append(self.wrapups[e.queue] * 1000)
             elif e.event == "PREVIEWRESULT":  # a preview call, placed by the agent
                 status = e.data1.upper()
                 if status == "ANSWER":

@@ -124,3 +124,41 @@ def after_attempt(
     delays = json.loads(retry_json) if retry_json else DEFAULT_RETRY
     seconds = int(delays.get(outcome, DEFAULT_RETRY.get(outcome, 3600)))
     return "retry", now + timedelta(seconds=seconds)
+
+
+def abandon_rate(
+    abandoned: int, live: int, machines: int, amd_false_positive: float
+) -> tuple[float, float]:
+    """The abandoned-call rate over a period, and the estimated AMD false positives in it.
+
+    Ofcom's formula (persistent misuse policy): live people AMD classed as machines were hung
+    up on, so an estimate of them counts as abandoned calls and as live calls::
+
+        (abandoned + machines x FP rate) / (live + machines x FP rate)
+
+    Applied to US campaigns too (a live person hung up on is an abandoned call for the FTC).
+
+    >>> abandon_rate(2, 100, 0, 0.0)
+    (0.02, 0.0)
+    >>> rate, fp = abandon_rate(2, 100, 300, 0.01)
+    >>> round(rate, 4), fp
+    (0.0485, 3.0)
+    """
+    fp = machines * amd_false_positive
+    denominator = live + fp
+    return ((abandoned + fp) / denominator if denominator else 0.0), fp
+
+
+def window_ms(start: str, end: str) -> int:
+    """The length of a calling window (an overnight one runs past midnight), at least an hour.
+
+    >>> window_ms("09:00", "17:00") // 3_600_000
+    8
+    >>> window_ms("22:00", "02:00") // 3_600_000
+    4
+    """
+    a, b = parse_hhmm(start, "window"), parse_hhmm(end, "window")
+    minutes = (b.hour * 60 + b.minute) - (a.hour * 60 + a.minute)
+    if minutes <= 0:
+        minutes += 24 * 60
+    return max(60, minutes) * 60_000

@@ -8,7 +8,8 @@ ordered by (time, priority, sequence), so the same seed gives a byte-identical e
 
 The call model: live answers with probability p (p may drift over the day), answering
 machines 0.25 (S4: 0.30), busy/failed 0.15, no answer otherwise (the dialer gives up at 20 s,
-after the 15 s minimum ring). Live and machine ring times are lognormal (median 9.5 s);
+after the 15 s minimum ring; a person who would answer later is a no answer too). Live and
+machine ring times are lognormal (median 9.5 s);
 busy/failed end after a lognormal 3 s. Machines are recognised and never reach an agent; with
 AMD on (S4), 1% of live people are misclassed as machines — they are hung up on and count as
 abandoned. Talk time: 30% short (mean 25 s), 70% long (mean 180 s), lognormal; wrap-up
@@ -65,6 +66,10 @@ class Scenario:
     """Agents away from 12:00 to 13:00 (the day starts at 08:00)."""
     talk_after_noon: float = 1.0
     hours: float = 8.0
+    talk_scale: float = 1.0
+    """Talk times multiplied by this (a live run on the sandbox PBX is minutes, not hours)."""
+    wrap_ms: int | None = None
+    """A fixed wrap-up (app_queue's ``wrapuptime``) instead of the lognormal one."""
 
     def p_at(self, t_ms: int) -> float:
         if self.p_live_end is None:
@@ -81,6 +86,11 @@ SCENARIOS = {
     ),
     "S4": Scenario("S4", agents=20, p_live=0.15, machine=0.30, amd=True, amd_false_positive=0.01),
     "S5": Scenario("S5", agents=500, p_live=0.20),
+    # What a live run on the sandbox PBX can reproduce (dialer/live.py): a few minutes, talk
+    # times a tenth of the model's, app_queue's fixed wrap-up; no answering machines.
+    "LIVE": Scenario(
+        "LIVE", agents=8, p_live=0.30, machine=0.0, hours=5 / 60, talk_scale=0.1, wrap_ms=3000
+    ),
 }
 
 
@@ -136,8 +146,8 @@ def true_model(sc: Scenario) -> Model:
             z = (np.log(np.maximum(x, 1e-9)) - math.log(RING_MEDIAN_MS)) / RING_SIGMA
         return pacing._Phi(z)
 
-    def lognormal_cdf(mean_s: float, sigma: float) -> Callable[[Any], Any]:
-        mu = math.log(mean_s * SECOND) - sigma * sigma / 2
+    def lognormal_cdf(mean_s: float, sigma: float, scale: float = 1.0) -> Callable[[Any], Any]:
+        mu = math.log(mean_s * scale * SECOND) - sigma * sigma / 2
 
         def cdf(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
             with np.errstate(divide="ignore"):
@@ -145,7 +155,11 @@ def true_model(sc: Scenario) -> Model:
 
         return cdf
 
-    short, long_ = lognormal_cdf(*TALK_SHORT[1:]), lognormal_cdf(*TALK_LONG[1:])
+    short = lognormal_cdf(*TALK_SHORT[1:], sc.talk_scale)
+    long_ = lognormal_cdf(*TALK_LONG[1:], sc.talk_scale)
+
+    def fixed_wrap(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return (np.asarray(x) >= (sc.wrap_ms or 0)).astype(np.float64)
 
     def talk_cdf(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         return TALK_SHORT[0] * short(x) + TALK_LONG[0] * long_(x)
@@ -154,7 +168,7 @@ def true_model(sc: Scenario) -> Model:
         p_live=lambda t: sc.p_at(t) * (1 - (sc.amd_false_positive if sc.amd else 0.0)),
         ring_live=ring_cdf,
         talk=talk_cdf,
-        wrap=lognormal_cdf(WRAP_MEAN, WRAP_SIGMA),
+        wrap=lognormal_cdf(WRAP_MEAN, WRAP_SIGMA) if sc.wrap_ms is None else fixed_wrap,
         p_machine=sc.machine,
         p_busy=sc.busy,
     )
@@ -257,9 +271,9 @@ def simulate(sc: Scenario, policy_name: str, seed: int) -> DayResult:
         agent = int(idle[np.argmax(now - since[idle])])  # the longest idle
         waits.append(int(now - since[agent]))
         talk = leads.talk[call] * (sc.talk_after_noon if now >= lunch_start else 1.0)
-        t_ms = int(talk * SECOND)
+        t_ms = int(talk * sc.talk_scale * SECOND)
         state[agent], since[agent] = TALK, now
-        talk_end_wrap[agent] = int(leads.wrap[call])
+        talk_end_wrap[agent] = int(leads.wrap[call]) if sc.wrap_ms is None else sc.wrap_ms
         connects += 1
         talk_ms += min(t_ms, max(0, end - now))
         finished.talks.append(t_ms)
@@ -284,7 +298,10 @@ def simulate(sc: Scenario, policy_name: str, seed: int) -> DayResult:
             launched = ringing.pop(call)
             u = leads.outcome[call]
             p = sc.p_at(launched)
-            if u < p:
+            if t - launched >= NO_ANSWER_MS:
+                # The dialer gave up first: a person who would have answered later is missed.
+                finished.outcomes.append((pacing.NO_ANSWER, t - launched))
+            elif u < p:
                 if sc.amd and leads.amd[call] < sc.amd_false_positive:
                     # Hung up on as a machine: an abandon the dialer cannot see.
                     live += 1
@@ -377,7 +394,7 @@ def simulate(sc: Scenario, policy_name: str, seed: int) -> DayResult:
                     ring = int(leads.busy_ms[call])
                 else:
                     ring = NO_ANSWER_MS
-                push(t + ring, _RING_END, call)
+                push(t + min(ring, NO_ANSWER_MS), _RING_END, call)
             push(t + TICK_MS, _TICK, 0)
     logged_ms += int(np.count_nonzero(~on_lunch)) * (end - last_t)
     return DayResult(

@@ -206,9 +206,12 @@ class AgentPhone:
         scenario: str = "agent_answers.xml",
         calls: int = 1,
         timeout: int = 60,
+        extra: tuple[str, ...] = (),
     ) -> None:
+        """``timeout``: seconds before sipp gives up (0: never); ``extra``: more sipp options."""
         self.port = port
         self.scenario, self.calls, self.timeout = scenario, calls, timeout
+        self.extra = extra
         self.log = workdir / f"agent-{port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -219,7 +222,8 @@ class AgentPhone:
                 "sipp", "-sf", str(SIPP_DIR / self.scenario), "-i", "127.0.0.1",
                 "-p", str(self.port), "-mp", str(self.port + 10000), "-m", str(self.calls),
                 "-nostdin",
-                "-timeout", f"{self.timeout}s",
+                *(["-timeout", f"{self.timeout}s"] if self.timeout else []),
+                *self.extra,
             ],
             stdout=self._out, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -8,17 +8,23 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlmodel import col
 
-from core.models import CampaignLead, DialAttempt
+from core.ami import AmiClient, AmiError
+from core.models import CampaignLead, DialAttempt, DncEntry, as_utc
 from core.settings import Settings
 from core.storage import Store
+from dialer import live
+from dialer.sim import SCENARIOS
 from tests.scenarios.conftest import AmiWatch
-from tests.scenarios.harness import AgentPhone, Serve, telephonist
+from tests.scenarios.harness import AgentPhone, Serve, sipp_call, telephonist
 
 pytestmark = pytest.mark.pbx
 
@@ -125,6 +131,45 @@ async def test_live_campaign_attempts_match_asterisk(
     stats = json.loads(cli(settings, "campaign", "stats", "live1", "--json"))
     assert (stats["dials"], stats["connects"], stats["abandoned"]) == (4, 2, 0)
     assert stats["talk_seconds"] >= 4 and stats["occupancy"] > 0
+    # Dispositions. Ivan keys *71 on his phone: his latest call was a sale. A CRM, with its own
+    # AMI login (UserEvents only), says the other one asked not to be called again.
+    answered = sorted((attempts["+12125550101"], attempts["+12125550102"]),
+                      key=lambda a: a.connected_at or datetime.min)  # fmt: skip
+    other, latest = answered
+    proc = await asyncio.to_thread(sipp_call, settings.pbx.sip_port, "*71", "2009")
+    assert proc.returncode == 0, proc.stdout[-1500:]
+    crm = AmiClient(settings.pbx.host, settings.pbx.ami_port, settings.pbx.crm_ami_user,
+                    settings.crm_ami_secret, events="off")  # fmt: skip
+    task = asyncio.create_task(crm.run())
+    try:
+        await crm.link.wait_up(10)
+        for attempt_id, code in ((other.id, "dnc"), (latest.id, "Dial(PJSIP/x)")):
+            await crm.send({"Action": "UserEvent", "UserEvent": "TelephonistDisposition",
+                            "Attempt": str(attempt_id), "Code": code})  # fmt: skip
+        with pytest.raises(AmiError):  # the CRM login may do nothing else
+            await crm.send({"Action": "Originate", "Channel": "PJSIP/2009",
+                            "Application": "Wait", "Data": "1"})  # fmt: skip
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def dispositions() -> tuple[str, str, str]:
+        async with store.sessions() as s:
+            mine = await s.get(CampaignLead, latest.lead_id)
+            theirs = await s.get(CampaignLead, other.lead_id)
+            listed = (
+                await s.execute(select(DncEntry).where(col(DncEntry.number) == other.number))
+            ).scalar_one_or_none()
+        assert mine is not None and theirs is not None
+        return mine.disposition, theirs.disposition, listed.source if listed else ""
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while (found := await dispositions()) != ("sale", "dnc", "disposition by ami"):
+        assert asyncio.get_running_loop().time() < deadline, found
+        await asyncio.sleep(0.3)
+    thanked = [e for e in ami_watch.events if e.get("Event") == "Newexten"
+               and e.get("AppData", "").startswith("auth-thankyou")]  # fmt: skip
+    assert thanked, "Ivan did not hear the confirmation"
 
 
 async def test_preview_the_agent_sees_the_lead_then_is_connected_first(
@@ -181,3 +226,72 @@ async def test_preview_the_agent_sees_the_lead_then_is_connected_first(
         "ivan",
         "preview ANSWER",
     )
+
+
+async def test_live_run_agrees_with_the_simulator(
+    serve: Serve, settings: Settings, store: Store, ami: AmiClient, tmp_path: Path
+) -> None:
+    """A predictive campaign on the sandbox PBX: simulated called parties answer, ring, are
+    busy or never answer as the simulator's pre-drawn leads of seed 0 say, and 8 simulated
+    agents (auto-answer, 3 s wrap-up) take the calls. Its abandon rate and occupancy must agree
+    with the simulator's for the same parameters (dialer/live.py states the tolerance).
+    ``LIVE_RUN_MINUTES`` sets the length (``make bench-dialer-live`` runs 10)."""
+    minutes = float(os.environ.get("LIVE_RUN_MINUTES", "5"))
+    sc = replace(SCENARIOS["LIVE"], hours=minutes / 60)
+    n = int(minutes * 60 * 3) + 200  # more than the dialer can place (under 2 calls a second)
+    live.write_contacts(tmp_path / "simleads.csv", n)
+    cli(settings, "contacts", "import", str(tmp_path / "simleads.csv"), "--list", "simleads",
+        "--region", "US")  # fmt: skip
+    cli(
+        settings, "campaign", "create", "simrun", "--list", "simleads", "--queue", "simq",
+        "--trunk", "callees", "--mode", "predictive", "--window", "00:00-23:59",
+        "--days", "mon-sun", "--max-attempts", "1", "--ring-seconds", "20",
+    )  # fmt: skip
+    inf = live.write_injection(tmp_path / "callees.csv", sc, 0, n)
+    callees = AgentPhone(25420, tmp_path, scenario="callee.xml", calls=n, timeout=0,
+                         extra=("-inf", str(inf), "-l", "1000"))  # fmt: skip
+    headsets = AgentPhone(25600, tmp_path, scenario="agent_autoanswer.xml", calls=n, timeout=0,
+                          extra=("-l", "100"))  # fmt: skip
+    agents = [f"sim{i}" for i in range(1, sc.agents + 1)]
+    callees.start()
+    headsets.start()
+    try:
+        for agent in agents:
+            cli(settings, "agent", "login", agent)
+        cli(settings, "campaign", "start", "simrun")
+        first = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while first is None:
+            assert loop.time() < deadline, "the campaign placed no call"
+            await asyncio.sleep(0.2)
+            async with store.sessions() as s:
+                first = (
+                    await s.execute(select(func.min(col(DialAttempt.started_at))))
+                ).scalar_one()
+        start = as_utc(first)
+        end = start + timedelta(minutes=minutes)
+        await asyncio.sleep((end - datetime.now(UTC)).total_seconds())
+        cli(settings, "campaign", "pause", "simrun")
+        await asyncio.sleep(25)  # calls answered before the end get their outcome
+        stats = json.loads(cli(settings, "campaign", "stats", "simrun", "--json"))
+        cli(settings, "campaign", "stop", "simrun")
+    finally:
+        # Calls still up end now (sipp would not say goodbye once stopped).
+        await ami.send({"Action": "Hangup", "Channel": "/^PJSIP/(callees|30[0-9][0-9])-/"})
+        callees.stop()
+        headsets.stop()
+        for agent in agents:
+            await asyncio.to_thread(telephonist, settings.data_dir.parent / "telephonist.toml",
+                                    "agent", "logout", agent)  # fmt: skip
+    measured = await live.measure(store, "simrun", start, end, sc.agents)
+    report = live.compare(measured, live.simulated(sc, "predictive", list(range(10))))
+    print("\n" + live.render(report, f"(LIVE, {minutes:g} min, predictive, seed 0)"))
+    print("campaign stats:", json.dumps({k: stats[k] for k in
+          ("dials", "connects", "abandoned", "abandon_rate", "occupancy")}))  # fmt: skip
+    # What `campaign stats` shows is what was stored (it counts the whole run, drain included).
+    assert stats["dials"] >= measured.dials and stats["connects"] + stats["abandoned"] >= (
+        measured.live
+    )
+    assert measured.live >= 20, report  # the run did place and connect calls
+    assert report["agree"], live.render(report)

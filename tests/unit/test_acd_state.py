@@ -84,3 +84,24 @@ def test_after_hours_in_the_queue_time_zone() -> None:
     late = after_hours(q, datetime(2026, 11, 23, 17, 30, tzinfo=UTC))  # 18:30 Paris
     assert late is not None and late.destination == "voicemail:100"
     assert after_hours(q, datetime(2026, 12, 25, 10, 0, tzinfo=UTC)) is not None
+
+
+def test_wrap_up_after_a_call_from_agent_complete_or_last_call() -> None:
+    s = CentreState(["outq"])
+    member = {"Queue": "outq", "Interface": "PJSIP/2009", "MemberName": "Ivan", "Status": "1"}
+    s.apply({"Event": "QueueMemberStatus", **member, "InCall": "1"}, 100.0)
+    ivan = s.queues["outq"].members["PJSIP/2009"]
+    assert not ivan.wrapping_up(100.0, 5)  # talking is not wrap-up
+    s.apply({"Event": "AgentComplete", **member, "TalkTime": "30"}, 130.0)
+    s.apply({"Event": "QueueMemberStatus", **member, "InCall": "0", "LastCall": "129"}, 130.2)
+    assert ivan.last_call == 130.0  # the later of the two clocks
+    assert ivan.wrapping_up(134.9, 5) and not ivan.wrapping_up(135.1, 5)
+    assert not ivan.wrapping_up(131.0, 0)  # the queue has no wrap-up
+    # A member's own wrap-up time wins over the queue's; after a reconnect, LastCall says it.
+    s.reset()
+    s.apply(
+        {"Event": "QueueMember", **member, "InCall": "0", "LastCall": "200", "Wrapuptime": "20"},
+        205.0,
+    )
+    ivan = s.queues["outq"].members["PJSIP/2009"]
+    assert ivan.wrapping_up(219.0, 5) and not ivan.wrapping_up(221.0, 5)

@@ -18,6 +18,7 @@ MODULES = [
     "dialer.bench",
     "dialer.contacts",
     "dialer.rules",
+    "dialer.dispositions",
 ]
 
 

@@ -38,6 +38,10 @@ def test_every_template_renders_with_settings(tmp_path: Path) -> None:
     assert "port = 16038" in files["manager.conf"]
     assert "bindaddr = 127.0.0.1" in files["manager.conf"]
     assert f"secret = {settings.ami_secret}" in files["manager.conf"]
+    # The CRMs' login: its own generated secret, UserEvents only.
+    crm = files["manager.conf"].split(f"[{settings.pbx.crm_ami_user}]")[1]
+    assert f"secret = {settings.crm_ami_secret}" in crm and settings.crm_ami_secret != ""
+    assert "read = user\nwrite = user\n" in crm
     assert "command" not in files["manager.conf"].split("write =")[1].splitlines()[0]
     assert "bindport = 16088" in files["http.conf"]
     assert f"password = {settings.ari_secret}" in files["ari.conf"]

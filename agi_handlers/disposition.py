@@ -1,0 +1,50 @@
+"""``agi://.../disposition?key=N``: the agent keys ``*7N`` on their phone after a dialer call.
+
+The agent is the one whose endpoint places the call (``PJSIP/<extension>-...``); their latest
+dialer call connected within the last hour gets the disposition the digit stands for
+(:data:`dialer.dispositions.KEYS`). ``TELEPHONIST_DISPOSITION`` is set to the code, or to
+``unknown-key`` / ``no-call`` / ``not-an-agent`` (and ``TELEPHONIST_DISPOSITION_SET`` to 1 or
+0); the dialplan says thank you or beeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+
+from agi_handlers.protocol import quote_arg
+from agi_handlers.server import AgiSession, Handler
+from core.centre import Centre
+from core.storage import Store
+from dialer.dispositions import KEYS, latest_attempt_of, set_disposition
+
+log = logging.getLogger("telephonist.agi")
+
+
+def disposition_route(store: Store, centre: Centre) -> Handler:
+    async def route(session: AgiSession) -> None:
+        key = session.args.get("key", "")
+        m = re.match(r"^(?:PJSIP|SIP)/([0-9]{2,8})-", session.env.get("agi_channel", ""))
+        agent = next(
+            (a for a in centre.agents if m is not None and a.extension == m.group(1)), None
+        )
+        result = "unknown-key"
+        if agent is None:
+            result = "not-an-agent"
+        elif key in KEYS:
+            async with store.unit_of_work() as uow:
+                attempt = await latest_attempt_of(
+                    uow, tuple({agent.id, agent.name or agent.id}), timedelta(hours=1)
+                )
+                if attempt is None or attempt.id is None:
+                    result = "no-call"
+                else:
+                    await set_disposition(uow, attempt.id, KEYS[key], by=agent.id)
+                    result = KEYS[key]
+        log.info("disposition key %r from %s: %s", key[:4], agent.id if agent else "?", result)
+        await session.command("SET VARIABLE TELEPHONIST_DISPOSITION " + quote_arg(result))
+        done = "1" if result in KEYS.values() else "0"
+        await session.command("SET VARIABLE TELEPHONIST_DISPOSITION_SET " + quote_arg(done))
+
+    return route

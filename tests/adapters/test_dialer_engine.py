@@ -1,0 +1,64 @@
+"""The dialer's view of a campaign queue (no Asterisk: the watcher's state is set by hand, the
+store is real): agents in wrap-up are not idle, and finished calls teach the policy their talk
+and wrap-up times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from acd.state import CentreState
+from core.models import Campaign, CampaignLead, DialAttempt, QueueLogEntry
+from core.storage import Store
+from dialer import pacing
+from dialer.engine import DialerService
+
+
+class _Ami:
+    def on_event(self, name: str, handler: Any) -> None:
+        pass
+
+
+class _Watcher:
+    def __init__(self) -> None:
+        self.state = CentreState(["outq"])
+
+
+async def test_wrap_up_agents_are_seen_in_wrap_up_and_calls_teach_the_policy(
+    store: Store,
+) -> None:
+    now = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+    t = now.timestamp()
+    watcher = _Watcher()
+    for iface, extra in (
+        ("PJSIP/1", {"Status": "1"}),  # idle, no call yet
+        ("PJSIP/2", {"Status": "2", "InCall": "1"}),  # talking
+        ("PJSIP/3", {"Status": "1", "LastCall": str(int(t) - 2)}),  # 2 s into a 5 s wrap-up
+        ("PJSIP/4", {"Status": "1", "LastCall": str(int(t) - 9)}),  # wrap-up over
+        ("PJSIP/5", {"Status": "1", "Paused": "1"}),  # paused
+    ):
+        watcher.state.apply(
+            {"Event": "QueueMember", "Queue": "outq", "Interface": iface, **extra}, t - 60
+        )
+    engine = DialerService(store, _Ami(), watcher, None, wrapups={"outq": 5})  # type: ignore[arg-type]
+    async with store.unit_of_work() as uow:
+        c = Campaign(name="c1", list_name="l", queue="outq", trunk="t", state="running")
+        uow.session.add(c)
+        await uow.session.flush()
+        lead = CampaignLead(campaign_id=c.id or 0, contact_id=1, state="dialing", attempts=1)
+        uow.session.add(lead)
+        await uow.session.flush()
+        a = DialAttempt(campaign_id=c.id or 0, lead_id=lead.id or 0, number="+1", attempt=1,
+                        started_at=now, connected_at=now, outcome="answered")  # fmt: skip
+        uow.session.add(a)
+        await uow.session.flush()
+        entry = QueueLogEntry(time=now, callid=f"dial-{a.id}", queue="outq", agent="Ivan",
+                              event="COMPLETECALLER", data1="1", data2="42")  # fmt: skip
+        await engine.on_queue_log(uow, [entry])
+    obs = await engine.observe(c, now)
+    assert obs.agent_state.tolist() == [
+        pacing.IDLE, pacing.TALK, pacing.WRAP, pacing.IDLE, pacing.AWAY,
+    ]  # fmt: skip
+    assert obs.agent_elapsed_ms[2] == 2000  # since the call ended, not since the last event
+    assert obs.finished.talks == [42_500] and obs.finished.wraps == [5_000]
+    assert obs.lines_free == 4 * 4  # four agents not paused
