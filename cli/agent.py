@@ -12,8 +12,8 @@ from rich.table import Table
 
 from acd.agents import AgentError, AgentService
 from asterisk_conf.render import agent_password
-from cli.common import errors, open_store, state
-from core.ami import AmiClient, AmiError
+from cli.common import ami_session, errors, open_store, state
+from core.ami import AmiError
 from core.settings import Settings
 
 app = typer.Typer(help="Agents: login, logout, pause, unpause, list.")
@@ -26,23 +26,12 @@ def _run(ctx: typer.Context, action: Callable[[AgentService], Awaitable[T]]) -> 
     centre = st.centre()
 
     async def _go() -> T:
-        pbx = settings.pbx
-        ami = AmiClient(pbx.host, pbx.ami_port, pbx.ami_user, settings.ami_secret, events="off")
         store = open_store(settings)
-        task = asyncio.create_task(ami.run(), name="ami")
         try:
             await store.migrate()
-            try:
-                await ami.link.wait_up(10)
-            except TimeoutError:
-                where = f"{pbx.host}:{pbx.ami_port}"
-                raise AmiError(
-                    f"cannot reach Asterisk's AMI at {where} ({ami.link.last_error})"
-                ) from None
-            return await action(AgentService(ami, store, centre))
+            async with ami_session(settings) as ami:
+                return await action(AgentService(ami, store, centre))
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
             await store.close()
 
     with errors(AgentError, AmiError):

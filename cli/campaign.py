@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -11,10 +10,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from cli.common import state, with_store
-from core.ami import AmiClient, AmiError
+from cli.common import ami_session, state, with_store
+from core.ami import AmiError
 from core.centre import Centre
 from core.models import (
     AgentLogin,
@@ -127,11 +127,7 @@ def create(
 def _set_state(ctx: typer.Context, name: str, new: str) -> tuple[Campaign, int]:
     async def go(store: Store, centre: Centre) -> tuple[Campaign, int]:
         async with store.unit_of_work() as uow:
-            c = (
-                await uow.session.execute(select(Campaign).where(col(Campaign.name) == name))
-            ).scalar_one_or_none()
-            if c is None:
-                raise RuleError(f"no campaign {name!r}")
+            c = await _campaign(uow.session, name)
             if c.state == "stopped" and new == "running":
                 raise RuleError(f"campaign {name} is stopped for good; create a new one")
             added = await load_leads(uow, c) if new == "running" else 0
@@ -163,14 +159,17 @@ def stop(ctx: typer.Context, name: str) -> None:
     typer.echo(f"campaign {c.name} stopped")
 
 
+async def _campaign(s: AsyncSession, name: str) -> Campaign:
+    c = (await s.execute(select(Campaign).where(col(Campaign.name) == name))).scalar_one_or_none()
+    if c is None:
+        raise RuleError(f"no campaign {name!r}")
+    return c
+
+
 async def campaign_stats(store: Store, name: str, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     async with store.sessions() as s:
-        c = (
-            await s.execute(select(Campaign).where(col(Campaign.name) == name))
-        ).scalar_one_or_none()
-        if c is None:
-            raise RuleError(f"no campaign {name!r}")
+        c = await _campaign(s, name)
         period = rules.JURISDICTIONS[c.jurisdiction].period
         attempts = list(
             (
@@ -263,11 +262,7 @@ def next_(
 
     async def go(store: Store, centre: Centre) -> str:
         async with store.sessions() as s:
-            c = (
-                await s.execute(select(Campaign).where(col(Campaign.name) == name))
-            ).scalar_one_or_none()
-        if c is None:
-            raise RuleError(f"no campaign {name!r}")
+            c = await _campaign(s, name)
         if call and c.mode != "preview":
             raise RuleError(f"campaign {name} is {c.mode}: the dialer places its calls")
         if call and (agent is None or centre.agent(agent) is None):
@@ -289,20 +284,11 @@ def next_(
             return text
         a = centre.agent(agent or "")
         assert a is not None
-        pbx = settings.pbx
-        ami = AmiClient(pbx.host, pbx.ami_port, pbx.ami_user, settings.ami_secret, events="off")
-        task = asyncio.create_task(ami.run())
         try:
-            try:
-                await ami.link.wait_up(10)
+            async with ami_session(settings) as ami:
                 attempt_id = await place_preview(store, ami, c, lead_id, number, a.id, a.extension)
-            except TimeoutError:
-                raise RuleError(f"cannot reach Asterisk's AMI ({ami.link.last_error})") from None
-            except AmiError as exc:
-                raise RuleError(f"the call was not placed: {exc}") from None
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        except AmiError as exc:
+            raise RuleError(f"the call was not placed: {exc}") from None
         return f"{text}\nattempt {attempt_id}: ringing {a.id} ({a.extension}), then {number}"
 
     typer.echo(_run(ctx, go))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -12,6 +12,7 @@ from typing import TypeVar
 import typer
 
 from asterisk_conf.render import RenderError
+from core.ami import AmiClient, AmiError
 from core.centre import Centre
 from core.settings import Settings, SettingsError, load_settings
 from core.storage import Store
@@ -89,3 +90,24 @@ def with_store(
 
     with errors(*known):
         return asyncio.run(go())
+
+
+@asynccontextmanager
+async def ami_session(settings: Settings) -> AsyncIterator[AmiClient]:
+    """A short AMI connection for one command (no events); :class:`AmiError` if Asterisk
+    cannot be reached within 10 s."""
+    pbx = settings.pbx
+    ami = AmiClient(pbx.host, pbx.ami_port, pbx.ami_user, settings.ami_secret, events="off")
+    task = asyncio.create_task(ami.run(), name="ami")
+    try:
+        try:
+            await ami.link.wait_up(10)
+        except TimeoutError:
+            where = f"{pbx.host}:{pbx.ami_port}"
+            raise AmiError(
+                f"cannot reach Asterisk's AMI at {where} ({ami.link.last_error})"
+            ) from None
+        yield ami
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -13,8 +13,8 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlmodel import col
 
-from cli.common import errors, open_store, state
-from core.ami import AmiClient, AmiError
+from cli.common import ami_session, errors, open_store, state
+from core.ami import AmiError
 from core.models import VoicemailMessage
 from core.settings import Settings
 
@@ -129,14 +129,7 @@ def play(
     async def go() -> None:
         row = await _get(settings, message_id)
         inside = _inside_path(settings, Path(row.file))
-        pbx = settings.pbx
-        ami = AmiClient(pbx.host, pbx.ami_port, pbx.ami_user, settings.ami_secret, events="off")
-        task = asyncio.create_task(ami.run())
-        try:
-            try:
-                await ami.link.wait_up(10)
-            except TimeoutError:
-                raise AmiError(f"cannot reach Asterisk's AMI ({ami.link.last_error})") from None
+        async with ami_session(settings) as ami:
             await ami.send(
                 {
                     "Action": "Originate",
@@ -149,9 +142,6 @@ def play(
                 },
                 as_list=False,  # the queued reply, not the answer
             )
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
     with errors(VoicemailError, AmiError):
         asyncio.run(go())
