@@ -86,8 +86,13 @@ class DialerService:
             queue_log.hooks.append(self.on_queue_log)
 
     async def run(self) -> None:
+        # At a fixed rate (a decision every second, as the policy and the simulator assume),
+        # not a second after the previous round ended; a round that overruns is not made up.
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
         while True:
-            await asyncio.sleep(self.interval)
+            next_at = max(next_at + self.interval, loop.time())
+            await asyncio.sleep(next_at - loop.time())
             if not self.ami.link.is_up:
                 continue
             async with self.store.sessions() as s:
