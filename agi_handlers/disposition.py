@@ -2,7 +2,7 @@
 
 The agent is the one whose endpoint places the call (``PJSIP/<extension>-...``); their latest
 dialer call connected within the last hour gets the disposition the digit stands for
-(:data:`dialer.dispositions.KEYS`). ``TELEPHONIST_DISPOSITION`` is set to the code, or to
+(the centre's ``dispositions``). ``TELEPHONIST_DISPOSITION`` is set to the code, or to
 ``unknown-key`` / ``no-call`` / ``not-an-agent`` (and ``TELEPHONIST_DISPOSITION_SET`` to 1 or
 0); the dialplan says thank you or beeps.
 """
@@ -17,7 +17,7 @@ from agi_handlers.protocol import quote_arg
 from agi_handlers.server import AgiSession, Handler
 from core.centre import Centre
 from core.storage import Store
-from dialer.dispositions import KEYS, latest_attempt_of, set_disposition
+from dialer.dispositions import latest_attempt_of, set_disposition
 
 log = logging.getLogger("telephonist.agi")
 
@@ -32,7 +32,7 @@ def disposition_route(store: Store, centre: Centre) -> Handler:
         result = "unknown-key"
         if agent is None:
             result = "not-an-agent"
-        elif key in KEYS:
+        elif key in centre.dispositions:
             async with store.unit_of_work() as uow:
                 attempt = await latest_attempt_of(
                     uow, tuple({agent.id, agent.name or agent.id}), timedelta(hours=1)
@@ -40,11 +40,11 @@ def disposition_route(store: Store, centre: Centre) -> Handler:
                 if attempt is None or attempt.id is None:
                     result = "no-call"
                 else:
-                    await set_disposition(uow, attempt.id, KEYS[key], by=agent.id)
-                    result = KEYS[key]
+                    await set_disposition(uow, attempt.id, centre.dispositions[key], by=agent.id)
+                    result = centre.dispositions[key]
         log.info("disposition key %r from %s: %s", key[:4], agent.id if agent else "?", result)
         await session.command("SET VARIABLE TELEPHONIST_DISPOSITION " + quote_arg(result))
-        done = "1" if result in KEYS.values() else "0"
+        done = "1" if result in centre.dispositions.values() else "0"
         await session.command("SET VARIABLE TELEPHONIST_DISPOSITION_SET " + quote_arg(done))
 
     return route

@@ -246,8 +246,16 @@ class Callbacks(_Def):
     """What the agent hears before the customer's number is read out and dialled."""
 
 
+DISPOSITION_KEYS = {
+    "1": "sale", "2": "callback", "3": "not-interested", "4": "wrong-number", "9": "dnc",
+}  # fmt: skip
+"""The default digits an agent keys after ``*7`` on their phone, and their disposition."""
+
+
 class Centre(_Def):
     name: str = Field(default="demo", pattern=NAME)
+    dispositions: dict[str, str] = Field(default_factory=lambda: dict(DISPOSITION_KEYS))
+    """Digit (after ``*7``) -> disposition code, for agents after a dialer call."""
     callbacks: Callbacks = Field(default_factory=Callbacks)
     lines: tuple[Line, ...] = ()
     queues: tuple[Queue, ...] = ()
@@ -257,6 +265,16 @@ class Centre(_Def):
     trunks: tuple[Trunk, ...] = ()
     ivr: Path | None = None
     """The menu file (relative to this file)."""
+
+    @field_validator("dispositions")
+    @classmethod
+    def _disposition_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, code in v.items():
+            if not re.fullmatch(r"[0-9]", key):
+                raise ValueError(f"{key!r} is not one digit (agents key *7 and one digit)")
+            if not re.fullmatch(NAME, code):
+                raise ValueError(f"{key}: {code!r} is not a disposition code (a-z, 0-9, _ -)")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> Centre:

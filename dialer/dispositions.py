@@ -3,8 +3,9 @@
 Set three ways, all through :func:`set_disposition`:
 
 - ``telephonist disposition set ATTEMPT CODE`` (an admin, a script);
-- the agent's phone: after the call, key ``*7`` and a digit (``*71`` sale...); the FastAGI
-  route ``disposition`` finds the agent's latest dialer call (``agi_handlers/disposition.py``);
+- the agent's phone: after the call, key ``*7`` and a digit (the centre's ``dispositions``,
+  by default 1 sale, 2 callback, 3 not-interested, 4 wrong-number, 9 dnc); the FastAGI route
+  ``disposition`` finds the agent's latest dialer call (``agi_handlers/disposition.py``);
 - AMI, from a CRM: ``Action: UserEvent`` / ``UserEvent: TelephonistDisposition`` with
   ``Attempt: <id>`` and ``Code: <code>`` (the dialer in ``serve`` applies it).
 
@@ -25,8 +26,6 @@ from core.models import Campaign, CampaignLead, DialAttempt, DncEntry
 from core.storage import UnitOfWork
 
 CODE = re.compile(r"[a-z][a-z0-9_-]{0,39}")
-KEYS = {"1": "sale", "2": "callback", "3": "not-interested", "4": "wrong-number", "9": "dnc"}
-"""The digit an agent keys after ``*7`` -> the disposition code."""
 CALLBACK_DEFAULT = timedelta(hours=1)
 
 

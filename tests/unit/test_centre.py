@@ -36,3 +36,13 @@ def test_unknown_field_and_bad_yaml() -> None:
         parse_centre('lines:\n  - {nmber: "1", name: a}\n', "c.yaml")
     with pytest.raises(CentreError, match="not valid YAML"):
         parse_centre("lines: [\n", "c.yaml")
+
+
+def test_disposition_keys_default_and_hostile_ones_refused() -> None:
+    assert parse_centre("name: x\n", "c.yaml").dispositions["9"] == "dnc"
+    own = parse_centre('dispositions: {"1": sale, "5": voicemail-left}\n', "c.yaml")
+    assert own.dispositions == {"1": "sale", "5": "voicemail-left"}
+    with pytest.raises(CentreError, match="c.yaml:1: dispositions.*not one digit"):
+        parse_centre('dispositions: {"12": sale}\n', "c.yaml")
+    with pytest.raises(CentreError, match="not a disposition code"):
+        parse_centre('dispositions: {"1": "x,1,Dial(PJSIP/y)"}\n', "c.yaml")
