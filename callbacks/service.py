@@ -333,11 +333,12 @@ class CallbackService:
             if e.event.startswith("CALLBACK"):
                 await self._callback_line(uow, e)
             elif e.event in ("CONNECT", "ABANDON"):
-                placed = await _placeholder_of(uow, e.callid)
+                placed = await _queue_log_line(uow, e.callid, "CALLBACKPLACED")
                 if placed is not None:
                     await self._placeholder_line(uow, e, placed)
-                elif _aware(e.time) >= recent:  # type: ignore[operator]
-                    number = await _caller_of(uow, e.callid)
+                elif as_utc(e.time) >= recent:
+                    joined = await _queue_log_line(uow, e.callid, "ENTERQUEUE")
+                    number = joined.data2 if joined is not None else ""
                     if not number:
                         continue
                     if e.event == "CONNECT":  # their placeholder, if any, goes in sweep()
@@ -383,7 +384,7 @@ class CallbackService:
             cb.state = "connected"
             row = await _attempt(uow, cb_id, attempt)
             if row is not None and row.connected_at is None:
-                row.connected_at = _aware(e.time)
+                row.connected_at = as_utc(e.time)
             uow.emit("callbacks", "connected", payload(cb, agent=row.agent if row else ""))
         elif e.event == "CALLBACKRESULT":
             status = e.data3.upper()
@@ -455,28 +456,17 @@ async def _attempt(uow: UnitOfWork, cb_id: int, attempt: int) -> CallbackAttempt
     ).scalar_one_or_none()
 
 
-async def _placeholder_of(uow: UnitOfWork, callid: str) -> QueueLogEntry | None:
-    """The CALLBACKPLACED line of a queue call, if that call is a callback's placeholder."""
+async def _queue_log_line(uow: UnitOfWork, callid: str, event: str) -> QueueLogEntry | None:
+    """The first queue_log line of ``event`` for a queue call (CALLBACKPLACED: the call is a
+    callback's placeholder; ENTERQUEUE: data2 is the caller's number)."""
     return (
         await uow.session.execute(
             select(QueueLogEntry)
             .where(col(QueueLogEntry.callid) == callid)
-            .where(col(QueueLogEntry.event) == "CALLBACKPLACED")
+            .where(col(QueueLogEntry.event) == event)
             .limit(1)
         )
     ).scalar_one_or_none()
-
-
-async def _caller_of(uow: UnitOfWork, callid: str) -> str:
-    row = (
-        await uow.session.execute(
-            select(QueueLogEntry)
-            .where(col(QueueLogEntry.callid) == callid)
-            .where(col(QueueLogEntry.event) == "ENTERQUEUE")
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    return row.data2 if row is not None else ""
 
 
 def _aware(t: datetime | None) -> datetime | None:

@@ -28,7 +28,7 @@ from core.models import (
 )
 from core.storage import Store
 from dialer import pacing, rules
-from dialer.dispositions import DispositionError, check_code, set_disposition
+from dialer.dispositions import DispositionError, set_disposition
 from dialer.engine import due_leads, load_leads, place_preview
 from dialer.rules import RuleError
 
@@ -300,8 +300,7 @@ def disposition_set(ctx: typer.Context, attempt_id: int, code: str) -> None:
     callback dials the lead again later, dnc puts the number on the do-not-call list."""
 
     async def go(store: Store, centre: Centre) -> str:
-        check_code(code)
-        async with store.unit_of_work() as uow:
+        async with store.unit_of_work() as uow:  # set_disposition checks the code first
             lead = await set_disposition(uow, attempt_id, code, by="cli")
             return lead.state
 

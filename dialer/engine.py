@@ -197,11 +197,12 @@ class DialerService:
         now = datetime.now(UTC)
         obs = await self.observe(c, now)
         want = min(self._policy(c).decide(obs), obs.lines_free)
-        log.debug(
-            "campaign %s: agents %s, ringing %d, waiting %d, lines free %d: launch %d",
-            c.name, "".join("ITWA"[x] for x in obs.agent_state), len(obs.ringing_ms),
-            obs.waiting, obs.lines_free, want,
-        )  # fmt: skip
+        if log.isEnabledFor(logging.DEBUG):  # every second: built only when it is read
+            log.debug(
+                "campaign %s: agents %s, ringing %d, waiting %d, lines free %d: launch %d",
+                c.name, "".join("ITWA"[x] for x in obs.agent_state), len(obs.ringing_ms),
+                obs.waiting, obs.lines_free, want,
+            )  # fmt: skip
         placed = 0
         if want <= 0:
             return 0

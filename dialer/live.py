@@ -137,8 +137,7 @@ def simulated(sc: Scenario, policy: str, seeds: list[int]) -> list[Figures]:
     out = []
     for seed in seeds:
         d = simulate(sc, policy, seed)
-        live = d.live
-        out.append(Figures(d.dials, live, d.abandoned, d.talk_ms, d.logged_in_ms))
+        out.append(Figures(d.dials, d.live, d.abandoned, d.talk_ms, d.logged_in_ms))
     return out
 
 

@@ -15,18 +15,40 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiomqtt
 
 from core.simcall import dtmf_scenario
+
+T = TypeVar("T")
 
 __all__ = ["dtmf_scenario"]
 
 SIPP_DIR = Path(__file__).parents[2] / "core" / "sipp"
 # Each sipp takes its SIP port and 4 media ports from -mp: keep 10 apart, clear of 25xxx.
 _sipp_ports = itertools.count(26000, 10)
+
+
+async def until(
+    check: Callable[[], Awaitable[T | None]],
+    timeout: float = 20,
+    what: str = "",
+    every: float = 0.2,
+) -> T:
+    """Poll the async ``check()`` until it returns something truthy, and return that; fail
+    saying ``what`` was awaited and the last result."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what} (last: {result!r})")
+        await asyncio.sleep(every)
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

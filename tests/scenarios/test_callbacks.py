@@ -31,6 +31,7 @@ from tests.scenarios.harness import (
     dtmf_scenario,
     sipp_call,
     telephonist,
+    until,
 )
 
 pytestmark = pytest.mark.pbx
@@ -99,19 +100,6 @@ async def attempts_of(store: Store, cb_id: int) -> list[CallbackAttempt]:
             .order_by(col(CallbackAttempt.attempt))
         )
         return list(rows.scalars())
-
-
-async def until(check, timeout: float = 20, what: str = ""):
-    """Poll the async ``check()`` until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what} (last: {result!r})")
-        await asyncio.sleep(0.2)
 
 
 def joins(ami_watch: AmiWatch, queue: str) -> list[dict[str, str]]:

@@ -24,7 +24,7 @@ from core.storage import Store
 from dialer import live
 from dialer.sim import SCENARIOS
 from tests.scenarios.conftest import AmiWatch
-from tests.scenarios.harness import AgentPhone, Serve, sipp_call, telephonist
+from tests.scenarios.harness import AgentPhone, Serve, sipp_call, telephonist, until
 
 pytestmark = pytest.mark.pbx
 
@@ -81,10 +81,7 @@ async def test_live_campaign_attempts_match_asterisk(
                 states = [lead.state for lead in (await s.execute(select(CampaignLead))).scalars()]
             return sorted(states) == ["dnc", "done", "done", "exhausted", "exhausted", "new"]
 
-        deadline = asyncio.get_running_loop().time() + 90
-        while not await settled():
-            assert asyncio.get_running_loop().time() < deadline, "the campaign did not finish"
-            await asyncio.sleep(0.5)
+        await until(settled, 90, "the campaign finished", every=0.5)
         cli(settings, "campaign", "stop", "live1")
     finally:
         ivan.stop()
@@ -163,10 +160,10 @@ async def test_live_campaign_attempts_match_asterisk(
         assert mine is not None and theirs is not None
         return mine.disposition, theirs.disposition, listed.source if listed else ""
 
-    deadline = asyncio.get_running_loop().time() + 10
-    while (found := await dispositions()) != ("sale", "dnc", "disposition by ami"):
-        assert asyncio.get_running_loop().time() < deadline, found
-        await asyncio.sleep(0.3)
+    async def stored() -> bool:
+        return await dispositions() == ("sale", "dnc", "disposition by ami")
+
+    await until(stored, 10, "Ivan's sale, the CRM's dnc and its DNC entry stored")
     thanked = [e for e in ami_watch.events if e.get("Event") == "Newexten"
                and e.get("AppData", "").startswith("auth-thankyou")]  # fmt: skip
     assert thanked, "Ivan did not hear the confirmation"
@@ -208,15 +205,13 @@ async def test_preview_the_agent_sees_the_lead_then_is_connected_first(
             and e.get("ChannelStateDesc") == "Up"
         )  # fmt: skip
         assert float(agent_up["Timestamp"]) <= float(dial["Timestamp"])  # the agent first
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 20
-        while True:
+
+        async def outcome() -> DialAttempt | None:
             async with store.sessions() as s:
                 attempt = await s.get(DialAttempt, attempt_id)
-            if attempt is not None and attempt.outcome:
-                break
-            assert loop.time() < deadline, "no outcome stored for the preview call"
-            await asyncio.sleep(0.3)
+            return attempt if attempt is not None and attempt.outcome else None
+
+        attempt = await until(outcome, 20, "an outcome stored for the preview call")
     finally:
         ivan.stop()
         customers.stop()
@@ -260,21 +255,18 @@ async def test_live_run_agrees_with_the_simulator(
         for agent in agents:
             cli(settings, "agent", "login", agent)
         cli(settings, "campaign", "start", "simrun")
-        first = None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while first is None:
-            assert loop.time() < deadline, "the campaign placed no call"
-            await asyncio.sleep(0.2)
-            async with store.sessions() as s:  # this campaign's first call (not another's)
-                first = (
+
+        async def first_call() -> datetime | None:  # this campaign's (not another's)
+            async with store.sessions() as s:
+                return (
                     await s.execute(
                         select(func.min(col(DialAttempt.started_at)))
                         .join(Campaign, col(Campaign.id) == col(DialAttempt.campaign_id))
                         .where(col(Campaign.name) == "simrun")
                     )
                 ).scalar_one()
-        start = as_utc(first)
+
+        start = as_utc(await until(first_call, 10, "the campaign's first call"))
         end = start + timedelta(minutes=minutes)
         await asyncio.sleep((end - datetime.now(UTC)).total_seconds())
         cli(settings, "campaign", "pause", "simrun")
