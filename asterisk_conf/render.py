@@ -16,8 +16,9 @@ from pathlib import Path
 
 import jinja2
 
-from core.centre import Centre
+from core.centre import Centre, Queue
 from core.settings import Settings
+from ivr.model import Hours
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 CONFIG_FILES = tuple(sorted(p.name.removesuffix(".j2") for p in TEMPLATE_DIR.glob("*.conf.j2")))
@@ -85,6 +86,37 @@ def agent_password(secret: str, extension: str) -> str:
     return hmac.new(secret.encode(), f"agent:{extension}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
+@dataclass(frozen=True)
+class FallbackHours:
+    """A queue's opening hours as the dialplan fallback checks them."""
+
+    timezone: str
+    ranges: list[tuple[int, str, str]] | None
+    """(ISO weekday 1-7, HHMM start, HHMM end) while open; None: always open."""
+    holidays: list[str]
+    """Closed dates, YYYY-MM-DD."""
+
+
+def fallback_hours(queue: Queue, default_tz: str = "UTC") -> FallbackHours:
+    """>>> q = Queue(name="s", hours={"mon-tue": "08:00-18:00"}, timezone="Europe/Paris")
+    >>> fallback_hours(q).ranges
+    [(1, '0800', '1800'), (2, '0800', '1800')]
+    """
+    ranges: list[tuple[int, str, str]] | None = None
+    if queue.hours is not None:
+        parsed = Hours.parse(queue.hours)
+        ranges = [
+            (day + 1, start.strftime("%H%M"), end.strftime("%H%M"))
+            for day in sorted(parsed.ranges)
+            for start, end in parsed.ranges[day]
+        ]
+    return FallbackHours(
+        timezone=queue.timezone or default_tz,
+        ranges=ranges,
+        holidays=[d.isoformat() for d in queue.holidays],
+    )
+
+
 def _template_line(exc: BaseException) -> tuple[str, int] | None:
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename.endswith(".j2") and frame.lineno is not None:
@@ -107,6 +139,7 @@ def render_all(settings: Settings, centre: Centre, paths: AsteriskPaths) -> dict
         },
         "mailbox_pin": lambda box: mailbox_pin(settings.ami_secret, box),
         "agent_password": lambda ext: agent_password(settings.ami_secret, ext),
+        "fallback_hours": fallback_hours,
     }
     out: dict[str, str] = {}
     for name in CONFIG_FILES:

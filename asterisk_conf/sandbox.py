@@ -25,7 +25,10 @@ from core.ami import AmiError, probe_fully_booted
 from core.centre import Centre
 from core.settings import Settings
 
-PACKAGES = ("asterisk", "asterisk-core-sounds-en-gsm")
+PACKAGES = ("asterisk", "asterisk-core-sounds-en-gsm", "asterisk-moh-opsound-gsm")
+"""What the sandbox's root filesystem holds; the hold music is for queue callers (without it
+Asterisk logs "No music on hold classes configured" and they wait in silence). A cached
+root filesystem built with another list is built again."""
 READY_MARK = ".telephonist-ready"
 
 
@@ -79,7 +82,8 @@ class Sandbox:
     # -- build ----------------------------------------------------------------------------
     def ensure_rootfs(self, log: Callable[[str], object] = print) -> None:
         """Build the root filesystem if it is not there yet (about 30 s, 340 MB)."""
-        if (self.rootfs / READY_MARK).exists():
+        mark = self.rootfs / READY_MARK
+        if mark.exists() and _mark_packages(mark.read_text()) == set(PACKAGES):
             return
         if os.geteuid() != 0:
             raise SandboxError(
@@ -118,7 +122,9 @@ class Sandbox:
             )
         if not (tmp / "usr/sbin/asterisk").exists():
             raise SandboxError(f"the built root filesystem has no /usr/sbin/asterisk ({tmp})")
-        (tmp / READY_MARK).write_text(time.strftime("%F %T\n"))
+        (tmp / READY_MARK).write_text(
+            time.strftime("%F %T\n") + "packages: " + " ".join(PACKAGES) + "\n"
+        )
         if self.rootfs.exists():
             shutil.rmtree(self.rootfs)
         tmp.rename(self.rootfs)
@@ -321,3 +327,15 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _mark_packages(text: str) -> set[str]:
+    """The packages a ready mark says the root filesystem was built with.
+
+    >>> sorted(_mark_packages("2026-12-03 10:00:00\\npackages: b a\\n"))
+    ['a', 'b']
+    """
+    for line in text.splitlines():
+        if line.startswith("packages:"):
+            return set(line.removeprefix("packages:").split())
+    return set()

@@ -3,7 +3,7 @@ place in the queue, and without ever calling anyone twice.
 
 How a callback is placed (the dialplan is in ``[telephonist-cb-*]``):
 
-1. The task is due: telephonist stores the attempt (``state = queued``, ``attempts + 1``) and
+1. The task is due: telephonist stores the try (``state = queued``, ``tries + 1``) and
    only then sends AMI ``Originate`` of ``Local/cb<id>x<attempt>@telephonist-cb-queue``. That
    placeholder joins the queue at the position the customer had (callers who joined before
    them stay ahead; callers who joined after stay behind) and waits like any caller — so a
@@ -34,11 +34,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
 from callbacks import tasks
 from callbacks.tasks import payload
-from core.ami import AmiClient, AmiError
+from core.ami import AmiClient, AmiError, outcome_unknown
 from core.centre import Centre
 from core.models import CallbackAttempt, CallbackRequest, QueueLogEntry, as_utc
 from core.storage import Store, UnitOfWork
@@ -59,9 +60,15 @@ DIAL_OUTCOMES = {
     "": "agent_hung_up",
 }
 """Dial()'s DIALSTATUS on the customer leg -> the attempt's outcome."""
+_CONDITION = {"in use": "inuse", "busy": "inuse", "ringing (in use)": "ringing"}
+"""Device states (as the queue watcher names them) -> app_queue's joinempty conditions."""
 _PLACEHOLDER = re.compile(r"^Local/(?:cb|ag)([0-9]+)x([0-9]+)@")
 NOT_PLACED_RETRY = 15
 """Seconds before a placeholder the queue refused (nobody logged in...) tries again."""
+RECONCILE_EVERY = 30.0
+"""Seconds between two checks of tries against Asterisk's channels (besides each connect)."""
+GRACE = 20.0
+"""A try younger than this is not judged lost: its Originate may still be on its way."""
 
 
 def placeholder(cb_id: int, attempt: int, direct: bool = False) -> str:
@@ -89,6 +96,7 @@ class CallbackService:
         self.interval = interval
         self.wake = asyncio.Event()
         self._reconciled = False
+        self._reconcile_at = 0.0
         self.agents = {a.id: a for a in centre.agents}
         ami.on_connect(self._connected)
         if queue_log is not None:
@@ -111,18 +119,20 @@ class CallbackService:
             if not self.ami.link.is_up:
                 continue
             try:
-                if not self._reconciled:
+                loop = asyncio.get_running_loop()
+                if not self._reconciled or loop.time() >= self._reconcile_at:
                     await self.reconcile()
                     self._reconciled = True
+                    self._reconcile_at = loop.time() + RECONCILE_EVERY
                 await self.sweep()
                 if self.settings.trunk is not None:
                     await self.place_due()
             except AmiError as exc:
                 log.warning("callbacks: %s (will try again)", exc)
 
-    async def reconcile(self) -> int:
-        """Put back to *pending* the tasks whose placeholder vanished without an outcome.
-        Returns how many."""
+    async def reconcile(self, grace: float = GRACE) -> int:
+        """Put back to *pending* the tasks whose placeholder vanished without an outcome
+        (tries younger than ``grace`` seconds are left alone). Returns how many."""
         response: Any = await self.ami.send({"Action": "CoreShowChannels"}, as_list=True)
         channels = [
             m.get("Channel", "")
@@ -140,11 +150,15 @@ class CallbackService:
                     )
                 )
             ).scalars()
-            for cb in rows:
+            recent = datetime.now(UTC) - timedelta(seconds=grace)
+            for cb in list(rows):
                 assert cb.id is not None
-                names = (placeholder(cb.id, cb.attempts), placeholder(cb.id, cb.attempts, True))
+                names = (placeholder(cb.id, cb.tries), placeholder(cb.id, cb.tries, True))
                 if any(c.startswith(names) for c in channels):
                     continue
+                row = await _attempt(uow, cb.id, cb.tries)
+                if row is not None and as_utc(row.started_at) > recent:
+                    continue  # just sent: its channel may not be listed yet
                 fixed += 1
                 log.warning("callback %s: placeholder gone without an outcome", cb.id)
                 await self._ended(uow, cb, "lost", "", 0, counted=cb.state == "connected")
@@ -163,7 +177,7 @@ class CallbackService:
             return 0
         async with self.store.sessions() as s:
             live = {
-                (cb.id, cb.attempts)
+                (cb.id, cb.tries)
                 for cb in (
                     await s.execute(
                         select(CallbackRequest).where(
@@ -205,23 +219,46 @@ class CallbackService:
         placed = 0
         for cb in due:
             assert cb.id is not None
-            direct = ""
-            if cb.agent:
-                due_at = _aware(cb.due_at) or _aware(cb.requested_at)
-                assert due_at is not None
-                promoted = now >= due_at + timedelta(seconds=self.settings.promote_after)
-                if not promoted:
-                    if cb.agent in busy_agents or not self._agent_free(cb.agent):
-                        continue
-                    direct = cb.agent
-            if cb.queue not in self.watcher.queues:
-                log.error("callback %s: no queue %r", cb.id, cb.queue)
-                continue
-            if await self._place(cb.id, direct):
-                placed += 1
-                if direct:
-                    busy_agents.add(direct)
+            try:
+                direct = self._direct_agent(cb, now, busy_agents)
+                if direct is None:
+                    continue
+                if await self._place(cb.id, direct):
+                    placed += 1
+                    if direct:
+                        busy_agents.add(direct)
+            except DBAPIError:
+                raise  # the database, not this task: the loop is restarted and tries again
+            except Exception as exc:  # this one task cannot be placed: never the service
+                log.exception("callback %s cannot be placed; marked failed", cb.id)
+                await self._fail(cb.id, f"error: {type(exc).__name__}: {exc}")
         return placed
+
+    def _direct_agent(
+        self, cb: CallbackRequest, now: datetime, busy_agents: set[str]
+    ) -> str | None:
+        """The named agent to ring now, "" for anyone in the queue, None: not yet."""
+        if not cb.agent:
+            # Nobody logged in to the queue: the queue would refuse the placeholder. The task
+            # waits (no try is made, none is counted) until somebody logs in.
+            return "" if self._staffed(cb.queue) else None
+        if cb.agent not in self.agents:
+            raise tasks.CallbackError(f"agent {cb.agent!r} is not in the centre")
+        due_at = _aware(cb.due_at) or _aware(cb.requested_at)
+        assert due_at is not None
+        if now >= due_at + timedelta(seconds=self.settings.promote_after):
+            return "" if self._staffed(cb.queue) else None
+        if cb.agent in busy_agents or not self._agent_free(cb.agent):
+            return None
+        return cb.agent
+
+    async def _fail(self, cb_id: int, reason: str) -> None:
+        async with self.store.unit_of_work() as uow:
+            cb = await uow.session.get(CallbackRequest, cb_id)
+            if cb is None or cb.state in ("done", "failed", "cancelled"):
+                return
+            cb.outcome = "error"
+            await tasks.close(uow, cb, "failed", reason[:80])
 
     async def _place(self, cb_id: int, agent_id: str) -> bool:
         """Store the attempt, then send the Originate (persist before acting)."""
@@ -229,13 +266,18 @@ class CallbackService:
             cb = await uow.session.get(CallbackRequest, cb_id)
             if cb is None or cb.state != "pending":
                 return False
-            cb.attempts += 1
+            cb.tries += 1
             cb.state = "queued"
-            attempt = CallbackAttempt(callback_id=cb_id, attempt=cb.attempts, agent=agent_id)
+            if cb.queue not in self.watcher.queues:
+                # Stored with no queue or one removed since: the centre's callback queue.
+                fallback = self.settings.queue
+                log.warning("callback %s: no queue %r, placed in %r", cb_id, cb.queue, fallback)
+                cb.queue = fallback or cb.queue
+            attempt = CallbackAttempt(callback_id=cb_id, attempt=cb.tries, agent=agent_id)
             uow.session.add(attempt)
             uow.emit("callbacks", "placed", payload(cb, direct_to=agent_id))
-            number, queue, n = cb.number, cb.queue, cb.attempts
-            position = 0 if agent_id or cb.attempts > 1 else await self._position(uow, cb)
+            number, queue, n = cb.number, cb.queue, cb.tries
+            position = 0 if agent_id or cb.attempts > 0 else await self._position(uow, cb)
         variables = {
             "TELEPHONIST_CB_ID": str(cb_id),
             "TELEPHONIST_CB_ATTEMPT": str(n),
@@ -267,10 +309,18 @@ class CallbackService:
                 as_list=False,  # panoramisk would wait for OriginateResponse (the answer)
             )
         except AmiError as exc:
+            if outcome_unknown(exc):
+                # The Originate may have gone out: the placeholder may exist. The try stays
+                # queued; reconcile() decides once its grace period is over (placeholder
+                # there: kept; gone without an outcome: tried again). Never a second call.
+                log.warning("callback %s try %s: %s; outcome unknown, checked later", cb_id, n,
+                            exc)  # fmt: skip
+                self._reconcile_at = 0.0
+                return False
             log.warning("callback %s not placed: %s", cb_id, exc)
             async with self.store.unit_of_work() as uow:
                 cb = await uow.session.get(CallbackRequest, cb_id)
-                if cb is not None and cb.state == "queued" and cb.attempts == n:
+                if cb is not None and cb.state == "queued" and cb.tries == n:
                     await self._ended(uow, cb, "not_placed:originate", "", 0, counted=False)
             return False
         log.info("callback %s try %s placed in %s at %s", cb_id, n, queue, position or "end")
@@ -289,7 +339,7 @@ class CallbackService:
             )
         ).scalars()
         kept = {
-            placeholder(o.id, o.attempts): _aware(o.joined_at) or _aware(o.requested_at)
+            placeholder(o.id, o.tries): _aware(o.joined_at) or _aware(o.requested_at)
             for o in others
             if o.id is not None and o.id != cb.id
         }
@@ -300,6 +350,25 @@ class CallbackService:
             if at <= joined.timestamp():
                 ahead += 1
         return ahead + 1 if ahead < len(state.callers) else 0
+
+    def _staffed(self, queue: str) -> bool:
+        """Would the queue take the placeholder now? Not when it refuses callers while every
+        agent is unavailable (``refuse_join_when``, app_queue's joinempty) and they are:
+        then no try is made at all (each would only be refused), until somebody logs in."""
+        if queue not in self.watcher.queues:
+            queue = self.settings.queue or queue
+        definition = next((q for q in self.centre.queues if q.name == queue), None)
+        if definition is None or not definition.refuse_join_when:
+            return True
+        state = self.watcher.state.queues.get(queue)
+        if self.watcher.loaded == 0 or state is None:
+            return False
+        refused = set(definition.refuse_join_when)
+        return any(
+            _CONDITION.get(m.state, m.state) not in refused
+            and not (m.paused and "paused" in refused)
+            for m in state.members.values()
+        )
 
     def _agent_free(self, agent_id: str) -> bool:
         agent = self.agents.get(agent_id)
@@ -319,7 +388,7 @@ class CallbackService:
                 select(col(CallbackAttempt.agent))
                 .join(CallbackRequest, col(CallbackRequest.id) == col(CallbackAttempt.callback_id))
                 .where(col(CallbackRequest.state).in_(("queued", "connected")))
-                .where(col(CallbackAttempt.attempt) == col(CallbackRequest.attempts))
+                .where(col(CallbackAttempt.attempt) == col(CallbackRequest.tries))
                 .where(col(CallbackAttempt.agent) != "")
             )
             return {a for (a,) in rows.all()}
@@ -378,7 +447,7 @@ class CallbackService:
         except ValueError:
             return
         cb = await uow.session.get(CallbackRequest, cb_id)
-        if cb is None or cb.attempts != attempt or cb.state not in ("queued", "connected"):
+        if cb is None or cb.tries != attempt or cb.state not in ("queued", "connected"):
             return  # an old attempt, or a task closed meanwhile (cancelled)
         if e.event == "CALLBACKDIAL":
             cb.state = "connected"
@@ -402,7 +471,7 @@ class CallbackService:
         except ValueError:
             return
         cb = await uow.session.get(CallbackRequest, cb_id)
-        if cb is None or cb.attempts != attempt or cb.state != "queued":
+        if cb is None or cb.tries != attempt or cb.state != "queued":
             return
         if e.event == "CONNECT":
             row = await _attempt(uow, cb_id, attempt)
@@ -424,17 +493,20 @@ class CallbackService:
         """An attempt is over: store its outcome; done, retry later, or give up."""
         assert cb.id is not None
         now = datetime.now(UTC)
-        row = await _attempt(uow, cb.id, cb.attempts)
+        row = await _attempt(uow, cb.id, cb.tries)
         if row is not None:
             row.ended_at, row.outcome, row.dial_status = now, outcome, dial_status
             row.talk_seconds = talk
         cb.outcome = outcome
+        if counted:
+            cb.attempts += 1
         uow.emit("callbacks", "attempt", payload(cb, dial_status=dial_status, talk_seconds=talk))
         if outcome == "answered":
             await tasks.close(uow, cb, "done", "customer answered", now)
             return
         if not counted:
-            cb.attempts -= 1  # the customer was not called: the try does not count
+            # The customer was not called: the try keeps its own row and number, and does
+            # not count against max_attempts.
             cb.state = "pending"
             cb.due_at = now + timedelta(seconds=NOT_PLACED_RETRY)
             return

@@ -33,7 +33,23 @@ class AmiError(Exception):
 
 
 class AmiDisconnected(AmiError):
-    """The connection dropped before the action's response arrived."""
+    """The connection dropped before the action's response arrived: whether Asterisk acted
+    on it is unknown."""
+
+
+class AmiUnavailable(AmiDisconnected):
+    """AMI is not connected: the action was not sent."""
+
+
+class AmiTimeout(AmiError):
+    """The action was sent and no response came in time: whether Asterisk acted on it is
+    unknown."""
+
+
+def outcome_unknown(exc: AmiError) -> bool:
+    """True when an action may have been carried out although it failed here (never send
+    such an Originate again before checking what Asterisk did)."""
+    return isinstance(exc, AmiDisconnected | AmiTimeout) and not isinstance(exc, AmiUnavailable)
 
 
 def check_action(action: Mapping[str, Any]) -> dict[str, str]:
@@ -125,21 +141,28 @@ class AmiClient:
     ) -> Any:
         """Send an action once connected; return its response (a list for list actions).
 
-        Raises :class:`AmiError` for ``Response: Error`` and :class:`AmiDisconnected` if the
-        link drops before the response.
+        Raises :class:`AmiError` for ``Response: Error`` or no response in ``timeout``, and
+        :class:`AmiDisconnected` if AMI is not connected within ``timeout`` or the link drops
+        before the response (never a bare ``TimeoutError``).
         """
         fields = check_action(action)
-        await self.link.wait_up(timeout)
+        try:
+            await self.link.wait_up(timeout)
+        except TimeoutError:
+            raise AmiUnavailable(
+                f"{fields.get('Action')}: AMI not connected (waited {timeout}s"
+                f"{': ' + self.link.last_error if self.link.last_error else ''})"
+            ) from None
         manager = self._manager
         if manager is None:
-            raise AmiDisconnected("not connected")
+            raise AmiUnavailable(f"{fields.get('Action')}: AMI not connected")
         # panoramisk 1.4: QueueAdd and friends never resolve unless as_list is explicit.
         future = manager.send_action(fields, as_list=as_list)
         try:
             async with asyncio.timeout(timeout):
                 response = await asyncio.shield(future)
         except TimeoutError:
-            raise AmiError(f"{fields.get('Action')}: no response in {timeout}s") from None
+            raise AmiTimeout(f"{fields.get('Action')}: no response in {timeout}s") from None
         if isinstance(response, Message) and response.get("Response", "").lower() == "error":
             raise AmiError(f"{fields.get('Action')}: {response.get('Message', 'error')}")
         return response

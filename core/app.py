@@ -1,8 +1,9 @@
 """``telephonist serve``: every controller of the centre in one TaskGroup.
 
 SIGINT/SIGTERM cancel the group; each component closes its connections on the way out, and the
-process exits 0. A component that crashes with an unexpected error brings the whole service
-down (non-zero exit) rather than leaving it half alive.
+process exits 0. Each background loop runs under its own guard (:mod:`core.loops`): a loop that
+fails with an unexpected error is logged, counted, shown in ``/healthz`` and restarted with a
+capped back-off, while the other loops and the calls in progress go on.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from core.ami import AmiClient
 from core.ari import AriClient
 from core.events import OutboxPublisher
 from core.http import HttpEndpoint
+from core.loops import Supervisor
 from core.settings import Settings
 from core.stasis import EVENTS as STASIS_EVENTS
 from core.stasis import StasisDispatcher
@@ -102,33 +104,40 @@ class Service:
             routes |= {"ivr": ivr.start, "ivr-resume": ivr.resume}
             self.agi.route("vip-lookup", vip_lookup_route(self.registry))
         self.stasis = StasisDispatcher(self.ari, routes)
+        self.loops = Supervisor()
         self.http = HttpEndpoint(
             settings.http.host,
             settings.http.port,
             [self.ami.link, self.ari.link, self.publisher.link],
             registry=self.registry,
             queue_state=self.watcher,
+            loops=self.loops,
         )
+        self._add_loops()
+
+    def _add_loops(self) -> None:
+        add = self.loops.add
+        add("http", self.http.run)
+        add("fastagi", self.agi.run)
+        add("mqtt-publisher", self.publisher.run)
+        add("outbox-gauge", self.publisher.watch_pending)
+        add("ami", self.ami.run)
+        add("ari", self.ari.run)
+        add("stasis", self.stasis.run)
+        if self.registry is not None:
+            add("ivr-watch", self.registry.watch)
+        add("queue-watcher", self.watcher.run)
+        if self.queue_log is not None:
+            add("queue-log", self.queue_log.run)
+        add("callbacks", self.callbacks.run)
+        add("dialer", self.dialer.run)
+        if self.voicemail is not None:
+            add("voicemail", self.voicemail.run)
 
     async def run(self) -> None:
         await self.store.migrate()
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.http.run(), name="http")
-                tg.create_task(self.agi.run(), name="fastagi")
-                tg.create_task(self.publisher.run(), name="mqtt-publisher")
-                tg.create_task(self.ami.run(), name="ami")
-                tg.create_task(self.ari.run(), name="ari")
-                tg.create_task(self.stasis.run(), name="stasis")
-                if self.registry is not None:
-                    tg.create_task(self.registry.watch(), name="ivr-watch")
-                tg.create_task(self.watcher.run(), name="queue-max-wait")
-                if self.queue_log is not None:
-                    tg.create_task(self.queue_log.run(), name="queue-log")
-                tg.create_task(self.callbacks.run(), name="callbacks")
-                tg.create_task(self.dialer.run(), name="dialer")
-                if self.voicemail is not None:
-                    tg.create_task(self.voicemail.run(), name="voicemail")
+            await self.loops.run()
         finally:
             await self.store.close()
 

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.yamlfile import DefinitionError, load_raw, validate
+from core.yamlfile import DefinitionError, load_raw, read_definition, validate
 
 DIGITS = r"^[0-9]{1,20}$"
 DIALSTRING = r"^\+?[0-9]{1,20}$"
@@ -371,9 +371,11 @@ def load_centre(path: Path | None) -> Centre:
         base = Path(str(demo))
     else:
         try:
-            text = path.read_text()
+            text = read_definition(path)
         except OSError as exc:
             raise CentreError([f"{path}: cannot read: {exc.strerror}"]) from None
+        except DefinitionError as exc:
+            raise CentreError(exc.problems) from None
         centre = parse_centre(text, str(path))
         base = path.parent
     if centre.ivr is not None and not centre.ivr.is_absolute():

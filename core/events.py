@@ -42,7 +42,7 @@ class OutboxPublisher:
             username=s.username,
             password=s.password.get_secret_value() if s.password else None,
             identifier=f"telephonist-{s.node}-publisher",
-            keepalive=10,
+            keepalive=5,
             timeout=5,
         )
 
@@ -52,16 +52,24 @@ class OutboxPublisher:
                 async with self._client() as client:
                     self._backoff.reset()
                     self.link.up(f"{self.settings.host}:{self.settings.port}")
-                    await self._drain_forever(client)
-            except aiomqtt.MqttError as exc:
-                self.link.down(exc)
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._drain_forever(client), name="mqtt-drain")
+                        tg.create_task(_until_disconnected(client), name="mqtt-watch")
+            except* aiomqtt.MqttError as group:
+                self.link.down(group.exceptions[0])
             await asyncio.sleep(self._backoff.next())
+
+    async def watch_pending(self, interval: float = 2.0) -> None:
+        """Keep ``telephonist_outbox_pending`` the true count of unsent events, also while
+        the broker is away (the publisher's batches only see up to one batch)."""
+        while True:
+            metrics.OUTBOX_PENDING.set(await self.store.count_pending())
+            await asyncio.sleep(interval)
 
     async def _drain_forever(self, client: aiomqtt.Client) -> None:
         while True:
             self.store.outbox_changed.clear()
             events = await self.store.pending_events(self._batch)
-            metrics.OUTBOX_PENDING.set(len(events))
             if not events:
                 # Woken at once by a new event; the timeout also catches rows another
                 # process (e.g. a CLI command) wrote.
@@ -92,3 +100,11 @@ class OutboxPublisher:
                 # broker went away in the middle (the rest goes again: at least once).
                 if sent:
                     await self.store.mark_sent(sent)
+
+
+async def _until_disconnected(client: aiomqtt.Client) -> None:
+    """Raise MqttError as soon as the broker connection drops, even while nothing is being
+    published (otherwise a dead broker is only noticed at the next event)."""
+    async for _ in client.messages:  # nothing is subscribed: it only ends on disconnect
+        pass
+    raise aiomqtt.MqttError("the broker connection ended")

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from acd.watcher import QueueWatcher
 from core import metrics
+from core.loops import Supervisor
 from core.supervision import Link
 from ivr.controller import LATENCY_SAMPLES
 from ivr.loader import IvrError
@@ -27,11 +28,13 @@ class HttpEndpoint:
         links: list[Link],
         registry: MenuRegistry | None = None,
         queue_state: QueueWatcher | None = None,
+        loops: Supervisor | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.links = links
         self.registry = registry
         self.queue_state = queue_state
+        self.loops = loops
         self.app = web.Application()
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/metrics", self._metrics)
@@ -63,7 +66,7 @@ class HttpEndpoint:
         if self.registry is None:
             return web.json_response({"error": "no menu file configured"}, status=404)
         try:
-            menus = self.registry.reload()
+            menus = await self.registry.reload_async()
         except IvrError as exc:
             return web.json_response(
                 {
@@ -80,9 +83,17 @@ class HttpEndpoint:
             link.name: {"up": link.is_up, "connects": link.connects, "error": link.last_error}
             for link in self.links
         }
-        ok = all(c["up"] for c in components.values())
+        loops = {h.name: h.as_dict() for h in (self.loops.loops if self.loops else [])}
+        ok = all(c["up"] for c in components.values()) and not any(
+            h["degraded"] for h in loops.values()
+        )
         return web.json_response(
-            {"status": "ok" if ok else "degraded", "components": components},
+            {
+                "status": "ok" if ok else "degraded",
+                "components": components,
+                "loops": loops,
+                "degraded_loops": sorted(n for n, h in loops.items() if h["degraded"]),
+            },
             status=200 if ok else 503,
         )
 

@@ -36,3 +36,15 @@ IVR_DIGIT_TO_PROMPT = Histogram(
     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
     registry=REGISTRY,
 )
+LOOP_FAILURES = Counter(
+    "telephonist_loop_failures_total",
+    "Unexpected errors that stopped a background loop of serve (it was restarted)",
+    ["loop"],
+    registry=REGISTRY,
+)
+LOOP_UP = Gauge(
+    "telephonist_loop_up",
+    "1 while the background loop runs, 0 while it waits to be restarted after an error",
+    ["loop"],
+    registry=REGISTRY,
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Text
+from sqlalchemy import Column, DateTime, Index, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -103,6 +103,11 @@ class CallbackRequest(SQLModel, table=True):
     """A named agent (scheduled callbacks); promoted to anyone after the configured delay."""
     note: str = Field(default="", max_length=200)
     attempts: int = 0
+    """Tries that dialled the customer (counted against ``max_attempts``)."""
+    tries: int = 0
+    """Every placement, counted or not (the queue refused it, Originate failed...): the
+    number of its ``callback_attempts`` row and of its placeholder channel. It only grows, so
+    no two tries of one task ever share a number."""
     outcome: str = Field(default="", max_length=40)
     """The last attempt's outcome."""
     merged: int = 0
@@ -115,6 +120,8 @@ class CallbackAttempt(SQLModel, table=True):
     """One try at a callback: an agent connected, then the customer dialled."""
 
     __tablename__ = "callback_attempts"
+    # One row per try, by construction: a try that was not placed keeps its own number.
+    __table_args__ = (Index("ux_callback_attempts_try", "callback_id", "attempt", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     callback_id: int = Field(index=True)

@@ -27,6 +27,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from core.yamlfile import DefinitionError, read_definition
+
 ENV_PREFIX = "TELEPHONIST_"
 CONFIG_ENV = "TELEPHONIST_CONFIG"
 _config_file: ContextVar[Path | None] = ContextVar("telephonist_config_file", default=None)
@@ -299,7 +301,9 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         if not path.is_file():
             raise SettingsError(f"config file {path}: not found")
         try:
-            tomllib.loads(path.read_text())
+            tomllib.loads(read_definition(path, 256 * 1024))
+        except DefinitionError as exc:
+            raise SettingsError(f"config file {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {path}: not valid TOML: {exc}") from None
     _check_env_keys(dict(os.environ))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.centre import Centre, Line
-from core.yamlfile import DefinitionError, line_of, load_raw, validate
+from core.yamlfile import DefinitionError, line_of, load_raw, read_definition, validate
 from ivr.model import TERMINAL, Action, IvrConfig, Menu
 
 
@@ -187,9 +187,11 @@ def load_menus(
     path: Path, centre: Centre, prompts: set[str] | None = None, version: int = 1
 ) -> MenuSet:
     try:
-        text = path.read_text()
+        text = read_definition(path)
     except OSError as exc:
         raise IvrError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except DefinitionError as exc:
+        raise IvrError(exc.problems) from None
     return parse_menus(text, str(path), centre, prompts, version)
 
 

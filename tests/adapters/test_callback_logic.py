@@ -24,7 +24,7 @@ from acd.state import Member, WaitingCaller
 from acd.watcher import QueueWatcher
 from callbacks import tasks
 from callbacks.service import CallbackService
-from core.ami import AmiClient
+from core.ami import AmiClient, AmiTimeout, AmiUnavailable
 from core.centre import Centre
 from core.models import CallbackAttempt, CallbackRequest
 from core.storage import Store
@@ -40,12 +40,14 @@ CENTRE = Centre.model_validate(
 
 
 class FakeAmi:
-    """Records actions; answers CoreShowChannels with ``channels``."""
+    """Records actions; answers CoreShowChannels with ``channels``; ``fail`` is raised by the
+    next Originate."""
 
     def __init__(self) -> None:
         self.sent: list[dict[str, str]] = []
         self.channels: list[str] = []
         self.link = SimpleNamespace(is_up=True)
+        self.fail: Exception | None = None
 
     def on_event(self, *_: Any) -> None:
         pass
@@ -55,6 +57,9 @@ class FakeAmi:
 
     async def send(self, action: dict[str, str], **_: Any) -> Any:
         self.sent.append(dict(action))
+        if action["Action"] == "Originate" and self.fail is not None:
+            exc, self.fail = self.fail, None
+            raise exc
         if action["Action"] == "CoreShowChannels":
             return [{"Event": "CoreShowChannel", "Channel": c} for c in self.channels]
         return {"Response": "Success"}
@@ -70,6 +75,9 @@ def rig(store: Store, tmp_path: Path) -> SimpleNamespace:
     log.write_text("")
     ingester = QueueLogIngester(log, store)
     watcher = QueueWatcher(cast(AmiClient, ami), store, CENTRE)
+    # Somebody is logged in to q (a queue nobody staffs gets no try: see its own test).
+    watcher.loaded = 1
+    watcher.state.queues["q"].members["PJSIP/2002"] = Member("PJSIP/2002", "Bo", state="idle")
     service = CallbackService(store, cast(AmiClient, ami), CENTRE, watcher, ingester)
     return SimpleNamespace(ami=ami, log=log, ingester=ingester, watcher=watcher, service=service)
 
@@ -216,7 +224,7 @@ async def test_reconcile_after_restart(rig: SimpleNamespace) -> None:
         f"d3|q|NONE|CALLBACKDIAL|{done}|1",
         f"d3|q|NONE|CALLBACKRESULT|{done}|1|ANSWER|42",
     )
-    assert await rig.service.reconcile() == 1
+    assert await rig.service.reconcile(grace=0) == 1
     assert (await get(store, kept)).state == "queued"
     back = await get(store, lost)
     assert (back.state, back.attempts, back.outcome) == ("pending", 0, "lost")
@@ -277,3 +285,124 @@ async def test_sweep_hangs_up_the_placeholder_of_a_cancelled_task(rig: SimpleNam
         await tasks.close(uow, row, "cancelled", "admin")
     assert await rig.service.sweep() == 1
     assert rig.ami.sent[-1] == {"Action": "Hangup", "Channel": channel}
+
+
+async def test_a_try_the_queue_refused_keeps_its_number_and_the_next_gets_a_new_one(
+    rig: SimpleNamespace,
+) -> None:
+    """The crash loop of issue 10: the retry reused attempt 1 and reading it back failed."""
+    store: Store = rig.service.store
+    cb_id = await add(store, number="5550410")
+    await rig.service.place_due()
+    write(rig.log, f"ph|q|NONE|CALLBACKUNPLACED|{cb_id}|1|JOINEMPTY")
+    await rig.ingester.ingest_once()
+    async with store.unit_of_work() as uow:
+        row = await uow.session.get(CallbackRequest, cb_id)
+        assert row is not None
+        row.due_at = None  # due again now
+    assert await rig.service.place_due() == 1
+    assert rig.ami.originates()[-1]["Channel"] == f"Local/cb{cb_id}x2@telephonist-cb-queue/n"
+    write(
+        rig.log, f"d|q|NONE|CALLBACKDIAL|{cb_id}|2", f"d|q|NONE|CALLBACKRESULT|{cb_id}|2|ANSWER|9"
+    )
+    await rig.ingester.ingest_once()
+    cb = await get(store, cb_id)
+    assert (cb.state, cb.attempts, cb.tries) == ("done", 1, 2)
+    rows = await tries(store, cb_id)
+    assert [(r.attempt, r.outcome) for r in rows] == [(1, "not_placed:JOINEMPTY"), (2, "answered")]
+
+
+async def test_two_rows_for_one_try_are_refused_by_the_database(store: Store) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    cb_id = await add(store, number="5550420")
+    async with store.unit_of_work() as uow:
+        uow.session.add(CallbackAttempt(callback_id=cb_id, attempt=1))
+    with pytest.raises(IntegrityError):
+        async with store.unit_of_work() as uow:
+            uow.session.add(CallbackAttempt(callback_id=cb_id, attempt=1))
+
+
+async def test_one_bad_task_fails_alone_and_the_others_are_placed(rig: SimpleNamespace) -> None:
+    store: Store = rig.service.store
+    # Scheduled for an agent since removed from the centre file.
+    bad = await add(store, number="5550430", agent="gone", due_at=datetime.now(UTC))
+    good = await add(store, number="5550431")
+    assert await rig.service.place_due() == 1
+    failed = await get(store, bad)
+    assert failed.state == "failed" and "'gone' is not in the centre" in failed.closed_reason
+    assert (await get(store, good)).state == "queued"
+    assert [o["Channel"] for o in rig.ami.originates()] == [
+        f"Local/cb{good}x1@telephonist-cb-queue/n"
+    ]
+
+
+async def test_nobody_logged_in_means_no_try_until_somebody_is(rig: SimpleNamespace) -> None:
+    store: Store = rig.service.store
+    rig.watcher.state.queues["q"].members.clear()
+    cb_id = await add(store, number="5550440")
+    for _ in range(3):
+        assert await rig.service.place_due() == 0
+    assert rig.ami.originates() == [] and await tries(store, cb_id) == []
+    # Logged in but unavailable (phone not reachable): the queue would still refuse.
+    rig.watcher.state.queues["q"].members["PJSIP/2002"] = Member("PJSIP/2002", "Bo",
+                                                                 state="unavailable")  # fmt: skip
+    assert await rig.service.place_due() == 0
+    rig.watcher.state.queues["q"].members["PJSIP/2002"].state = "idle"
+    assert await rig.service.place_due() == 1
+
+
+async def test_an_originate_with_no_response_is_never_sent_twice(rig: SimpleNamespace) -> None:
+    store: Store = rig.service.store
+    cb_id = await add(store, number="5550450")
+    rig.ami.fail = AmiTimeout("Originate: no response in 10s")
+    assert await rig.service.place_due() == 0
+    # The placeholder may exist: the try stays queued, nothing is placed again...
+    assert (await get(store, cb_id)).state == "queued"
+    assert await rig.service.place_due() == 0 and len(rig.ami.originates()) == 1
+    # ...and it is not judged lost while it is young, even with no channel listed.
+    assert await rig.service.reconcile() == 0
+    # It did exist: kept.
+    rig.ami.channels = [f"Local/cb{cb_id}x1@telephonist-cb-queue-0000000a;2"]
+    assert await rig.service.reconcile(grace=0) == 0
+    # It is gone with no outcome: put back, then tried again with a new number.
+    rig.ami.channels = []
+    assert await rig.service.reconcile(grace=0) == 1
+    async with store.unit_of_work() as uow:
+        row = await uow.session.get(CallbackRequest, cb_id)
+        assert row is not None
+        row.due_at = None
+    assert await rig.service.place_due() == 1
+    assert rig.ami.originates()[-1]["Channel"] == f"Local/cb{cb_id}x2@telephonist-cb-queue/n"
+
+
+async def test_an_originate_that_was_never_sent_is_not_placed_and_costs_nothing(
+    rig: SimpleNamespace,
+) -> None:
+    store: Store = rig.service.store
+    cb_id = await add(store, number="5550460")
+    rig.ami.fail = AmiUnavailable("Originate: AMI not connected")
+    assert await rig.service.place_due() == 0
+    cb = await get(store, cb_id)
+    assert (cb.state, cb.attempts, cb.tries, cb.outcome) == (
+        "pending", 0, 1, "not_placed:originate",
+    )  # fmt: skip
+
+
+async def test_a_task_with_no_queue_goes_to_the_centres_callback_queue(
+    store: Store, tmp_path: Path
+) -> None:
+    centre = CENTRE.model_copy(
+        update={"callbacks": CENTRE.callbacks.model_copy(update={"queue": "q"})}
+    )
+    ami = FakeAmi()
+    watcher = QueueWatcher(cast(AmiClient, ami), store, centre)
+    watcher.loaded = 1
+    watcher.state.queues["q"].members["PJSIP/2002"] = Member("PJSIP/2002", "Bo", state="idle")
+    service = CallbackService(store, cast(AmiClient, ami), centre, watcher, None)
+    async with store.unit_of_work() as uow:
+        cb = await tasks.create(uow, CallbackRequest(queue="", source="voicemail",
+                                                     number="5550470"))  # fmt: skip
+    assert await service.place_due() == 1
+    assert "TELEPHONIST_QUEUE=q," in ami.originates()[0]["Variable"]
+    assert (await get(store, cb.id or 0)).queue == "q"

@@ -19,6 +19,9 @@ MODULES = [
     "dialer.contacts",
     "dialer.rules",
     "dialer.dispositions",
+    "core.yamlfile",
+    "asterisk_conf.render",
+    "asterisk_conf.sandbox",
 ]
 
 

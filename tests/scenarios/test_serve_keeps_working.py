@@ -1,0 +1,229 @@
+"""serve keeps working (issue 10): the faults a centre meets in a day, with the real PBX, real
+SIP callers and the real broker. Each test asserts serve is alive, the calls were handled, and
+nothing was lost or done twice."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from core.models import CallbackAttempt, CallbackRequest, OutboxEvent
+from core.settings import Settings
+from core.storage import Store
+from tests.scenarios.conftest import HTTP_PORT, AmiWatch, journey
+from tests.scenarios.harness import Broker, Serve, dtmf_scenario, sipp_call, telephonist, until
+
+pytestmark = pytest.mark.pbx
+
+
+async def dial(
+    settings: Settings, tmp_path: Path, line: str, caller: str, keys: list[tuple[int, str]],
+    hold_ms: int,
+) -> None:  # fmt: skip
+    scenario = dtmf_scenario(tmp_path / f"{caller}-{line}.xml", keys, hold_ms)
+    proc = await asyncio.to_thread(
+        sipp_call, settings.pbx.sip_port, line, caller, scenario=str(scenario)
+    )
+    assert proc.returncode == 0, f"sipp failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+
+
+def alive(serve: Serve) -> None:
+    assert serve.proc is not None and serve.proc.poll() is None, f"serve died:\n{serve.tail()}"
+
+
+def rss_mb(serve: Serve) -> float:
+    assert serve.proc is not None
+    status = Path(f"/proc/{serve.proc.pid}/status").read_text()
+    m = re.search(r"VmRSS:\s+(\d+) kB", status)
+    assert m is not None
+    return int(m.group(1)) / 1024
+
+
+def metric(name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{HTTP_PORT}/metrics", timeout=2) as r:
+        text = r.read().decode()
+    m = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
+    assert m is not None, f"{name} not in /metrics"
+    return float(m.group(1))
+
+
+async def test_a_callback_with_nobody_logged_in_survives_the_night_and_a_restart(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    """The crash loop of issue 10: a callback for a queue nobody staffs (empty-q refuses
+    callers when nobody is there). Before, the refused try reused its number and serve died
+    ~16 s later, and at every restart."""
+    # Line 203 (the ACD menu), 6: a callback in empty-q; 1 confirms the number.
+    await dial(settings, tmp_path, "203", "5572001", [(1000, "6"), (1500, "1")], 8000)
+    call, _ = await journey(store, "5572001")
+    assert call.outcome == "routed:callback:empty-q"
+    async with store.sessions() as s:
+        (cb,) = (
+            await s.execute(select(CallbackRequest).where(col(CallbackRequest.number) == "5572001"))
+        ).scalars()
+    await asyncio.sleep(18)  # past the moment serve used to die
+    alive(serve)
+    assert serve.health()["status"] == "ok"  # type: ignore[index]
+    serve.stop()
+    serve.start()  # and it starts again with the task stored
+    await asyncio.sleep(3)
+    alive(serve)
+    async with store.sessions() as s:
+        row = await s.get(CallbackRequest, cb.id)
+        tries = (
+            await s.execute(select(func.count()).where(col(CallbackAttempt.callback_id) == cb.id))
+        ).scalar_one()
+    assert row is not None and row.state == "pending"
+    # Nobody could take it: no try was made at all (none refused, none counted).
+    assert (row.tries, row.attempts, tries) == (0, 0, 0)
+    assert not [
+        e for e in ami_watch.events
+        if e.get("Event") == "QueueCallerJoin"
+        and e.get("Channel", "").startswith(f"Local/cb{cb.id}x")
+    ]  # fmt: skip
+    out = telephonist(serve.config, "callback", "cancel", str(cb.id))
+    assert out.returncode == 0, out.stderr
+
+
+async def test_bad_menu_files_are_refused_and_calls_go_on(
+    serve: Serve, settings: Settings, store: Store, centre_dir: Path, tmp_path: Path
+) -> None:
+    menus = centre_dir / "menus.yaml"
+    original = menus.read_bytes()
+    bomb = "\n".join(
+        ['x: &a ["x","x","x","x","x","x","x","x","x"]']
+        + [
+            f"{n}: &{n} [{','.join(['*' + p] * 9)}]"
+            for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+        ]
+    ).replace("x: &a", "a: &a")
+    assert len(bomb) < 1024
+    try:
+        # One Latin-1 byte in a prompt name.
+        menus.write_bytes(original.replace(b"greeting: [beep]", b"greeting: [b\xe9ep]", 1))
+        await asyncio.sleep(2.5)  # the watcher looks every second
+        alive(serve)
+        assert serve.health()["status"] == "ok"  # type: ignore[index]
+        out = telephonist(serve.config, "ivr", "reload")
+        assert out.returncode != 0 and re.search(
+            r"menus.yaml:\d+: not UTF-8", out.stdout + out.stderr
+        )
+        # The running version still answers: 7 plays a prompt, the call is stored.
+        await dial(settings, tmp_path, "200", "5572002", [(1200, "7")], 4000)
+        _, steps = await journey(store, "5572002")
+        assert any(s.digit == "7" for s in steps), [s.detail for s in steps]
+        # An alias bomb: refused in well under a second, memory flat, /healthz answering.
+        before = rss_mb(serve)
+        menus.write_text(bomb)
+        started = time.monotonic()
+        out = telephonist(serve.config, "ivr", "reload")
+        assert out.returncode != 0 and "expands to more than" in out.stdout + out.stderr
+        assert time.monotonic() - started < 5  # including the CLI's own start-up
+        await asyncio.sleep(2.5)
+        alive(serve)
+        assert serve.health()["status"] == "ok"  # type: ignore[index]
+        assert rss_mb(serve) - before < 50
+        out = telephonist(serve.config, "ivr", "check", str(menus))
+        assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
+        assert re.search(r"menus.yaml:\d+: expands to more than", out.stdout + out.stderr)
+    finally:
+        menus.write_bytes(original)
+    await asyncio.sleep(1.5)
+    alive(serve)
+
+
+async def test_with_serve_down_the_queues_redirects_still_apply(
+    pbx: object, settings: Settings, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    """No serve at all: the dialplan fallback of a queue line applies the queue's redirects
+    instead of answering the caller and hanging up in silence."""
+    # 307: empty-q, nobody logged in -> its empty redirect, mailbox 100.
+    await dial(settings, tmp_path, "307", "5572003", [], 5000)
+    vm = await ami_watch.wait_for(
+        lambda e: e.get("Event") == "Newexten" and e.get("Application") == "VoiceMail"
+        and e.get("CallerIDNum") == "5572003",
+        what="the empty queue's voicemail",
+    )  # fmt: skip
+    assert vm["AppData"].startswith("100@default")
+    refused = [
+        e for e in ami_watch.events
+        if e.get("Event") == "Newexten" and e.get("CallerIDNum") == "5572003"
+        and e.get("Extension") == "JOINEMPTY"
+    ]  # fmt: skip
+    assert refused, "the caller did not go through the queue's empty redirect"
+    # 306: night-q, never open -> its after-hours redirect, mailbox 101.
+    await dial(settings, tmp_path, "306", "5572004", [], 5000)
+    vm = await ami_watch.wait_for(
+        lambda e: e.get("Event") == "Newexten" and e.get("Application") == "VoiceMail"
+        and e.get("CallerIDNum") == "5572004",
+        what="the closed queue's voicemail",
+    )  # fmt: skip
+    assert vm["AppData"].startswith("101@default")
+
+
+async def test_queue_callers_hear_music_on_hold(
+    serve: Serve, settings: Settings, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    # 304: cbq, nobody logged in, callers may wait.
+    await dial(settings, tmp_path, "304", "5572005", [], 4000)
+    start = await ami_watch.wait_for(
+        lambda e: e.get("Event") == "MusicOnHoldStart" and e.get("CallerIDNum") == "5572005",
+        what="hold music for the waiting caller",
+    )
+    assert start["Class"] == "default"
+
+
+async def test_health_and_the_outbox_gauge_tell_the_truth_about_the_broker(
+    serve: Serve, broker: Broker, settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    broker.stop()
+    try:
+        started = time.monotonic()
+        await until(lambda: _mqtt_down(serve), timeout=10, what="/healthz to show the broker down")
+        noticed = time.monotonic() - started
+        assert noticed < 8, noticed
+        # Events made while the broker is away: three calls.
+        for i in range(3):
+            await dial(settings, tmp_path, "100", f"557201{i}", [], 1500)
+        pending = await _pending(store)
+        assert pending >= 3
+        await until(
+            lambda: _gauge_is(pending, store), timeout=8, what="the outbox gauge = unsent events"
+        )
+        alive(serve)
+    finally:
+        broker.start()
+    serve.wait_healthy(20)
+    await until(lambda: _all_sent(store), timeout=20, what="every event sent once back")
+    await until(lambda: _gauge_is(0, store), timeout=5, what="the outbox gauge back to 0")
+
+
+async def _mqtt_down(serve: Serve) -> bool:
+    h = await asyncio.to_thread(serve.health)
+    return h is not None and not h["components"]["mqtt"]["up"]
+
+
+async def _pending(store: Store) -> int:
+    async with store.sessions() as s:
+        return int(
+            (
+                await s.execute(select(func.count()).where(col(OutboxEvent.sent_at).is_(None)))
+            ).scalar_one()
+        )
+
+
+async def _gauge_is(expected: int, store: Store) -> bool:
+    now = await _pending(store)
+    gauge = await asyncio.to_thread(metric, "telephonist_outbox_pending")
+    return now >= expected and gauge == now
+
+
+async def _all_sent(store: Store) -> bool:
+    return await _pending(store) == 0
