@@ -6,7 +6,7 @@ TEL   := $(BIN)/telephonist
 DEMO  := demo/telephonist.toml
 PYTHON ?= python3
 
-.PHONY: setup system venv broker postgres run pbx-up pbx-down call test check fmt clean bench-ivr bench-acd bench-dialer bench-dialer-live
+.PHONY: setup system venv broker postgres run pbx-up pbx-down call test check fmt clean bench-ivr bench-acd bench-dialer bench-dialer-live bench-import soak
 
 ## setup: system packages (apt) + virtualenv with telephonist installed
 setup: system venv
@@ -72,6 +72,14 @@ bench-dialer-live: setup broker postgres
 ## bench-acd: agents on real SIP phones, callers at a fixed rate (prints numbers)
 bench-acd: setup broker
 	$(TEL) queue bench
+
+## bench-import: a generated contact list (ROWS, default 1 million) imported (prints numbers)
+bench-import: setup
+	$(TEL) contacts bench --rows $${ROWS:-1000000}
+
+## soak: mixed traffic for SOAK_MINUTES (10) while faults are injected (prints numbers)
+soak: setup broker
+	$(BIN)/python -m tests.soak.run --minutes $${SOAK_MINUTES:-10}
 
 ## check: lint, format check and types
 check: venv

@@ -399,21 +399,29 @@ class CallbackService:
         customers from new queue_log lines (exactly once, like the lines themselves)."""
         recent = datetime.now(UTC) - timedelta(seconds=self.settings.missed.window)
         for e in entries:
-            if e.event.startswith("CALLBACK"):
-                await self._callback_line(uow, e)
-            elif e.event in ("CONNECT", "ABANDON"):
-                placed = await _queue_log_line(uow, e.callid, "CALLBACKPLACED")
-                if placed is not None:
-                    await self._placeholder_line(uow, e, placed)
-                elif as_utc(e.time) >= recent:
-                    joined = await _queue_log_line(uow, e.callid, "ENTERQUEUE")
-                    number = joined.data2 if joined is not None else ""
-                    if not number:
-                        continue
-                    if e.event == "CONNECT":  # their placeholder, if any, goes in sweep()
-                        await tasks.served(uow, number, f"{e.queue} by {e.agent}")
-                    elif self._abandon_counts(e):
-                        await self._missed(uow, number, e.queue, "abandoned", e)
+            try:
+                await self._line(uow, e, recent)
+            except DBAPIError:
+                raise  # the database: the whole batch is read again
+            except Exception:  # one line this code cannot handle must not block the rest
+                log.exception("queue_log line %s %s %s skipped", e.callid, e.event, e.data1)
+
+    async def _line(self, uow: UnitOfWork, e: QueueLogEntry, recent: datetime) -> None:
+        if e.event.startswith("CALLBACK"):
+            await self._callback_line(uow, e)
+        elif e.event in ("CONNECT", "ABANDON"):
+            placed = await _queue_log_line(uow, e.callid, "CALLBACKPLACED")
+            if placed is not None:
+                await self._placeholder_line(uow, e, placed)
+            elif as_utc(e.time) >= recent:
+                joined = await _queue_log_line(uow, e.callid, "ENTERQUEUE")
+                number = joined.data2 if joined is not None else ""
+                if not number:
+                    return
+                if e.event == "CONNECT":  # their placeholder, if any, goes in sweep()
+                    await tasks.served(uow, number, f"{e.queue} by {e.agent}")
+                elif self._abandon_counts(e):
+                    await self._missed(uow, number, e.queue, "abandoned", e)
 
     def _abandon_counts(self, e: QueueLogEntry) -> bool:
         missed = self.settings.missed

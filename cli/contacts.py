@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -117,7 +118,9 @@ def dnc_add_(
         raise typer.Exit(2)
 
 
-async def _dnc_add(settings: Settings, numbers: list[str], source: str) -> tuple[int, list[str]]:
+async def _dnc_add(
+    settings: Settings, numbers: Iterable[str], source: str
+) -> tuple[int, list[str]]:
     store = open_store(settings)
     try:
         await store.migrate()
@@ -132,12 +135,13 @@ def dnc_import(ctx: typer.Context, file: Path) -> None:
     settings = state(ctx).settings()
     with errors(ImportFileError):
         try:
-            text = file.read_text(errors="replace")
+            fh = file.open(errors="replace")
         except OSError as exc:
             raise ImportFileError(f"{file}: cannot be read ({exc.strerror})") from None
-        numbers = [line.split(",")[0].split(";")[0].strip() for line in text.splitlines()]
-        numbers = [n for n in numbers if n and any(ch.isdigit() for ch in n)]
-        added, bad = asyncio.run(_dnc_add(settings, numbers, f"import {file.name}"))
+        with fh:  # read line by line: a list of millions of numbers stays out of memory
+            numbers = (line.split(",")[0].split(";")[0].strip() for line in fh)
+            wanted = (n for n in numbers if n and any(ch.isdigit() for ch in n))
+            added, bad = asyncio.run(_dnc_add(settings, wanted, f"import {file.name}"))
     for e in bad:
         typer.secho(f"{file}: rejected: {e}", err=True, fg=typer.colors.YELLOW)
     typer.echo(f"{added} added to the do-not-call list, {len(bad)} rejected")
@@ -161,3 +165,15 @@ def dnc_check_(ctx: typer.Context, number: str) -> None:
         listed = asyncio.run(go())
     typer.echo(f"{number}: {'on the do-not-call list' if listed else 'not listed'}")
     raise typer.Exit(0 if listed else 1)
+
+
+@app.command("bench")
+def bench(
+    rows: Annotated[int, typer.Option(help="Rows in the generated list", min=1)] = 100_000,
+) -> None:
+    """Import a generated list into a scratch database: rows/s, memory, longest write lock."""
+    from dialer.import_bench import run
+
+    result = asyncio.run(run(rows))
+    for line in result.lines():
+        typer.echo(line)

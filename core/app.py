@@ -22,11 +22,13 @@ from agi_handlers.vip import vip_lookup_route
 from callbacks.capture import QueueCallbackRoute
 from callbacks.service import CallbackService
 from callbacks.voicemail import VoicemailWatcher, sandbox_spool
+from core import calls
 from core.ami import AmiClient
 from core.ari import AriClient
 from core.events import OutboxPublisher
 from core.http import HttpEndpoint
 from core.loops import Supervisor
+from core.retention import Pruner
 from core.settings import Settings
 from core.stasis import EVENTS as STASIS_EVENTS
 from core.stasis import StasisDispatcher
@@ -80,6 +82,8 @@ class Service:
         if log_path is None and pbx.mode == "sandbox":
             log_path = sandbox_queue_log(pbx.cache_dir / f"rootfs-{pbx.debian_suite}", pbx.instance)
         self.queue_log = QueueLogIngester(log_path, self.store) if log_path else None
+        if self.queue_log is not None:
+            self.queue_log.hooks.append(calls.on_queue_log)
         routes["acd-redirect"] = self.acd.redirect
         routes["queue"] = self.acd.line
         routes["queue-callback"] = QueueCallbackRoute(self.store, self.watcher, self.acd)
@@ -104,6 +108,9 @@ class Service:
             routes |= {"ivr": ivr.start, "ivr-resume": ivr.resume}
             self.agi.route("vip-lookup", vip_lookup_route(self.registry))
         self.stasis = StasisDispatcher(self.ari, routes)
+        self.call_records = calls.CallReconciler(
+            self.store, self.ami, busy=lambda: self.stasis.running
+        )
         self.loops = Supervisor()
         self.http = HttpEndpoint(
             settings.http.host,
@@ -121,6 +128,7 @@ class Service:
         add("fastagi", self.agi.run)
         add("mqtt-publisher", self.publisher.run)
         add("outbox-gauge", self.publisher.watch_pending)
+        add("retention", Pruner(self.store, self.settings.storage).run)
         add("ami", self.ami.run)
         add("ari", self.ari.run)
         add("stasis", self.stasis.run)
@@ -129,6 +137,7 @@ class Service:
         add("queue-watcher", self.watcher.run)
         if self.queue_log is not None:
             add("queue-log", self.queue_log.run)
+        add("call-records", self.call_records.run)
         add("callbacks", self.callbacks.run)
         add("dialer", self.dialer.run)
         if self.voicemail is not None:

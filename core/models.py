@@ -61,7 +61,7 @@ class IvrStep(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     channel_id: str = Field(index=True, max_length=150)
     seq: int
-    at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    at: datetime = Field(default_factory=utcnow, sa_column=_ts(index=True, nullable=False))
     entry: str = Field(max_length=40)
     menu: str = Field(default="", max_length=40)
     event: str = Field(max_length=20)

@@ -89,6 +89,14 @@ class StorageSettings(_Section):
     """SQLAlchemy URL. Empty: a SQLite file ``<data_dir>/telephonist.db``. PostgreSQL:
     ``postgresql+asyncpg://user@host/db``."""
 
+    retention_outbox_days: int = Field(default=7, ge=0, le=3650)
+    """Events already delivered to MQTT are deleted after this many days (0: kept)."""
+    retention_ivr_steps_days: int = Field(default=90, ge=0, le=3650)
+    """IVR steps (each digit, prompt, route of each call) are deleted after this (0: kept)."""
+    retention_queue_log_days: int = Field(default=400, ge=0, le=3650)
+    """Ingested queue_log lines are deleted after this (0: kept). Reports read them: keep
+    at least the period they cover (a year and a month by default)."""
+
     @field_validator("url")
     @classmethod
     def _known_driver(cls, v: str | None) -> str | None:

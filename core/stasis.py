@@ -22,6 +22,9 @@ log = logging.getLogger("telephonist.stasis")
 
 Route = Callable[["CallSession"], Awaitable[None]]
 
+PLAYBACK_CHECK = 5.0
+"""Seconds between two checks that a playback whose end was not seen still plays."""
+
 EVENTS = (
     "StasisStart",
     "StasisEnd",
@@ -79,6 +82,38 @@ class CallSession:
                 if ev["type"] in ("StasisEnd", "ChannelDestroyed"):
                     self.ended = True
                     raise CallEnded(self.id)
+
+    async def wait(
+        self, *types: str, timeout: float | None = None, playback: str | None = None
+    ) -> dict[str, Any]:
+        """:meth:`next_event`, also while ``playback`` plays: a ``PlaybackFinished`` lost with
+        the ARI link (it dropped while the prompt played) must not leave the caller in
+        silence, so every :data:`PLAYBACK_CHECK` seconds ARI is asked whether the playback
+        still exists; if not, its end is returned as if the event had come."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            step = remaining
+            if playback is not None:
+                step = PLAYBACK_CHECK if remaining is None else min(PLAYBACK_CHECK, remaining)
+            try:
+                return await self.next_event(*types, timeout=step)
+            except TimeoutError:
+                if deadline is not None and loop.time() >= deadline:
+                    raise
+                if playback is not None and await self.playback_gone(playback):
+                    log.warning("call %s: playback %s ended unseen", self.id, playback)
+                    return {"type": "PlaybackFinished", "playback": {"id": playback}}
+
+    async def playback_gone(self, playback_id: str) -> bool:
+        """True when Asterisk no longer has the playback (it finished); False if it still
+        plays or ARI cannot tell now."""
+        try:
+            await self.ari.op("playbacks", "get", playbackId=playback_id, timeout=2)
+        except AriError as exc:
+            return exc.status == 404
+        return False
 
     async def answer(self) -> None:
         await self.ari.op("channels", "answer", channelId=self.id)
@@ -166,6 +201,8 @@ class StasisDispatcher:
         self.ari = ari
         self.routes = routes
         self.sessions: dict[str, CallSession] = {}
+        self.running: set[str] = set()
+        """Channels whose route is still running (it may still be writing their record)."""
         ari.on_connect(self._reconcile)
 
     async def run(self) -> None:
@@ -190,6 +227,7 @@ class StasisDispatcher:
         if session.id in self.sessions:
             return
         self.sessions[session.id] = session
+        self.running.add(session.id)
         metrics.CALLS_ACTIVE.inc()
         calls.create_task(self._run_call(session, route), name=f"call-{session.id}")
 
@@ -214,6 +252,7 @@ class StasisDispatcher:
                 await session.hangup()
             except AriError:
                 pass
+            self.running.discard(session.id)
 
     async def _reconcile(self) -> None:
         """After a reconnect, end the sessions whose channels no longer exist."""

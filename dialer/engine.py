@@ -28,7 +28,7 @@ import numpy as np
 from sqlalchemy import case, func, select
 from sqlmodel import col
 
-from core.ami import AmiClient, AmiError
+from core.ami import AmiClient, AmiError, outcome_unknown
 from core.models import (
     Campaign,
     CampaignLead,
@@ -57,6 +57,12 @@ HANGUP_CAUSES = {"17": "busy", "18": "no_answer", "19": "no_answer", "21": "fail
 """Q.850 cause of the unanswered channel -> outcome (17 user busy, 18/19 no answer)."""
 
 
+RECONCILE_EVERY = 30.0
+"""Seconds between two checks of open attempts against Asterisk (and at every connect)."""
+LOST_AFTER = 10.0
+"""An attempt with no outcome and no channel this long past its ring time is lost."""
+
+
 class DialerService:
     def __init__(
         self,
@@ -79,6 +85,9 @@ class DialerService:
         self._causes: dict[str, str] = {}
         self._failed: dict[str, str] = {}
         self._pending: set[asyncio.Task[None]] = set()
+        self.queue_log = queue_log
+        self._reconcile_at = 0.0
+        ami.on_connect(self._connected)
         ami.on_event("Hangup", self._on_hangup)
         ami.on_event("OriginateResponse", self._on_originate)
         ami.on_event("UserEvent", self._on_user_event)
@@ -95,6 +104,12 @@ class DialerService:
             await asyncio.sleep(next_at - loop.time())
             if not self.ami.link.is_up:
                 continue
+            if loop.time() >= self._reconcile_at:
+                try:
+                    await self.reconcile()
+                    self._reconcile_at = loop.time() + RECONCILE_EVERY
+                except AmiError as exc:
+                    log.warning("dialer: attempts not reconciled: %s", exc)
             async with self.store.sessions() as s:
                 running = list(
                     (
@@ -108,6 +123,47 @@ class DialerService:
                     await self.pace(campaign)
                 except AmiError as exc:
                     log.warning("campaign %s: %s", campaign.name, exc)
+
+    async def _connected(self) -> None:
+        self._reconcile_at = 0.0  # at once: calls may have ended while the link was down
+
+    async def reconcile(self, grace: float = LOST_AFTER) -> int:
+        """Close the attempts with no outcome whose call is gone: Asterisk restarted, the
+        link was down when the outcome came, or telephonist died between storing and sending.
+        The queue_log is read first (an outcome written meanwhile is learnt, not guessed);
+        an attempt still ringing, or younger than its ring time plus ``grace`` seconds, is
+        left alone. The rest are *failed (lost)* and their leads retried by the campaign's
+        rules. Returns how many were closed."""
+        response: Any = await self.ami.send({"Action": "CoreShowChannels"}, as_list=True)
+        live = {
+            m.get("Uniqueid", "")
+            for m in (response if isinstance(response, list) else [])
+            if m.get("Event") == "CoreShowChannel"
+        }
+        if self.queue_log is not None:
+            await self.queue_log.ingest_once()  # after listing (see callbacks/service.py)
+        now = datetime.now(UTC)
+        closed = 0
+        async with self.store.unit_of_work() as uow:
+            rows = (
+                await uow.session.execute(
+                    select(DialAttempt, col(Campaign.ring_seconds))
+                    .join(Campaign, col(Campaign.id) == col(DialAttempt.campaign_id))
+                    .where(col(DialAttempt.outcome) == "")
+                    .where(col(DialAttempt.started_at) < now - timedelta(seconds=grace))
+                )
+            ).all()
+            for attempt, ring_seconds in rows:
+                assert attempt.id is not None
+                if f"dial-{attempt.id}" in live:
+                    continue
+                limit = max(15, ring_seconds) + grace
+                if (now - as_utc(attempt.started_at)).total_seconds() < limit:
+                    continue
+                log.warning("dial attempt %s: the call is gone with no outcome", attempt.id)
+                await self._outcome(uow, attempt.id, "failed", "lost: no outcome")
+                closed += 1
+        return closed
 
     def _policy(self, c: Campaign) -> pacing.Policy:
         assert c.id is not None
@@ -254,6 +310,11 @@ class DialerService:
                 as_list=False,
             )
         except AmiError as exc:
+            if outcome_unknown(exc):
+                # The call may exist: never dialled again before reconcile() has checked.
+                log.warning("campaign %s: attempt %s: %s; outcome unknown, checked later",
+                            c.name, attempt_id, exc)  # fmt: skip
+                return False
             log.warning("campaign %s: attempt %s not placed: %s", c.name, attempt_id, exc)
             async with self.store.unit_of_work() as uow:
                 await self._outcome(uow, attempt_id, "failed", "originate refused")

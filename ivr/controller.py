@@ -211,8 +211,8 @@ class IvrController:
                 return "routed:" + route.action.describe()
             timeout = None if deadline is None else max(0.0, deadline - loop.time())
             try:
-                ev = await session.next_event(
-                    "ChannelDtmfReceived", "PlaybackFinished", timeout=timeout
+                ev = await session.wait(
+                    "ChannelDtmfReceived", "PlaybackFinished", timeout=timeout, playback=playback
                 )
             except TimeoutError:
                 deadline = None
@@ -278,9 +278,9 @@ class IvrController:
         if kind == "play":
             playback = await session.start_playback(media(action.play or []))
             prompt_started(digit_at)
-            while (await session.next_event("PlaybackFinished", timeout=60))["playback"][
-                "id"
-            ] != playback:
+            while (await session.wait("PlaybackFinished", timeout=300, playback=playback))[
+                "playback"
+            ]["id"] != playback:
                 pass
             await session.hangup()
         elif kind == "hangup":
@@ -395,8 +395,8 @@ async def collect(
     while True:
         timeout = None if deadline is None else max(0.0, deadline - loop.time())
         try:
-            ev = await session.next_event(
-                "ChannelDtmfReceived", "PlaybackFinished", timeout=timeout
+            ev = await session.wait(
+                "ChannelDtmfReceived", "PlaybackFinished", timeout=timeout, playback=playback
             )
         except TimeoutError:
             return digits

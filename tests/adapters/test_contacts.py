@@ -147,3 +147,111 @@ def test_cli_import_reports_and_refuses(tmp_path: Path) -> None:
     listed = subprocess.run([*base, "dnc", "check", "01 42 68 53 00"],
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert listed.returncode == 1 and "not listed" in listed.stdout
+
+
+async def test_batches_merge_duplicates_across_and_within_them(
+    store: Store, tmp_path: Path
+) -> None:
+    """Stored a few rows at a time (batch=2 here): a number seen in an earlier batch, in the
+    same batch, or already in the list still makes one contact."""
+    await import_file(
+        store, write_csv(tmp_path / "old.csv", [["name", "phone"], ["Old", "0142685301"]]),
+        "b", region="FR",
+    )  # fmt: skip
+    f = write_csv(
+        tmp_path / "new.csv",
+        [
+            ["name", "phone", "mobile", "tags"],
+            ["A", "0142685310", "0612345610", "x"],
+            ["A again", "0612345610", "", "y"],  # same batch as A: merged into A
+            ["B", "0142685320", "", ""],
+            ["A later", "0142685310", "0612345611", "z"],  # next batch: into A, adds a number
+            ["Old again", "0142685301", "", "w"],  # already in the list
+            ["C", "0142685330", "0142685320", ""],  # shares B's number: merged into B
+        ],
+    )
+    report = await import_file(store, f, "b", region="FR", batch=2)
+    assert (report.imported, report.merged, report.rejected, report.batches) == (2, 4, 0, 3)
+    async with store.sessions() as s:
+        contacts = {c.name: c for c in (await s.execute(select(Contact))).scalars()}
+        phones = (await s.execute(select(ContactPhone))).scalars().all()
+    assert set(contacts) == {"Old", "A", "B"}
+    by_contact: dict[int | None, list[tuple[str, int]]] = {}
+    for p in phones:
+        by_contact.setdefault(p.contact_id, []).append((p.number, p.position))
+    assert sorted(by_contact[contacts["A"].id]) == [
+        ("+33142685310", 0), ("+33612345610", 1), ("+33612345611", 2),
+    ]  # fmt: skip
+    assert sorted(by_contact[contacts["B"].id]) == [("+33142685320", 0), ("+33142685330", 1)]
+    assert json.loads(contacts["A"].tags) == ["x", "y", "z"]
+    assert json.loads(contacts["Old"].tags) == ["w"]
+    assert len({p.number for p in phones}) == len(phones)  # no number twice
+
+
+async def test_rejects_are_never_written_through_a_symbolic_link(
+    store: Store, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    f = write_csv(tmp_path / "l.csv", [["phone"], ["abc"]])
+    (tmp_path / "l.csv.rejects.csv").symlink_to(victim)
+    with pytest.raises(ImportFileError, match="rejects file cannot be written"):
+        await import_file(store, f, "s", region="FR")
+    assert victim.read_text() == "precious\n"
+
+
+async def test_an_xlsx_zip_bomb_is_refused_before_it_is_opened(
+    store: Store, tmp_path: Path
+) -> None:
+    import zipfile
+
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/worksheets/sheet1.xml", b"\0" * 50_000_000)  # 50 MB of nothing
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(ImportFileError, match="a zip bomb"):
+        await import_file(store, bomb, "z", region="FR")
+    assert await count(store, Contact) == 0
+
+
+async def test_a_large_import_never_holds_the_write_lock_long(tmp_path: Path) -> None:
+    """While 20,000 rows are imported, another process's small writes (a call's row) wait
+    at most a batch, never the whole import (SQLite, the default)."""
+    import sqlite3
+    import threading
+    import time
+
+    from dialer.import_bench import write_list
+
+    db = tmp_path / "t.db"
+    store = Store(f"sqlite+aiosqlite:///{db}")
+    await store.migrate()
+    f = tmp_path / "big.csv"
+    write_list(f, 20_000)
+    waits: list[float] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+        conn.execute("CREATE TABLE IF NOT EXISTS probe (t REAL)")
+        while not stop.is_set():
+            started = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO probe VALUES (?)", (started,))
+            conn.execute("COMMIT")
+            waits.append(time.perf_counter() - started)
+            time.sleep(0.005)
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        report = await import_file(store, f, "big", region="FR")
+    finally:
+        stop.set()
+        thread.join()
+        await store.close()
+    assert report.imported + report.merged == 19_800 and report.batches >= 40
+    assert len(waits) > 50
+    assert max(waits) < 1.0, f"a small write waited {max(waits):.2f}s"  # was 54 s

@@ -15,8 +15,20 @@ from dialer.engine import DialerService
 
 
 class _Ami:
+    """Records the actions sent; CoreShowChannels lists ``channels`` (Uniqueids)."""
+
+    def __init__(self) -> None:
+        self.channels: list[str] = []
+
     def on_event(self, name: str, handler: Any) -> None:
         pass
+
+    def on_connect(self, handler: Any) -> None:
+        pass
+
+    async def send(self, action: dict[str, str], **_: Any) -> Any:
+        assert action["Action"] == "CoreShowChannels"
+        return [{"Event": "CoreShowChannel", "Uniqueid": u} for u in self.channels]
 
 
 class _Watcher:
@@ -62,3 +74,40 @@ async def test_wrap_up_agents_are_seen_in_wrap_up_and_calls_teach_the_policy(
     assert obs.agent_elapsed_ms[2] == 2000  # since the call ended, not since the last event
     assert obs.finished.talks == [42_500] and obs.finished.wraps == [5_000]
     assert obs.lines_free == 4 * 4  # four agents not paused
+
+
+async def test_reconcile_closes_lost_attempts_and_keeps_live_ones(store: Store) -> None:
+    """Asterisk restarted mid-campaign, or the outcome came while the link was down: no lead
+    stays ``dialing`` past its ring time; a call still up is left alone."""
+    from datetime import timedelta
+
+    ami = _Ami()
+    engine = DialerService(store, ami, _Watcher(), None)  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    async with store.unit_of_work() as uow:
+        c = Campaign(name="c2", list_name="l", queue="outq", trunk="t", state="running",
+                     ring_seconds=20, max_attempts=3)  # fmt: skip
+        uow.session.add(c)
+        await uow.session.flush()
+        ids = []
+        for age in (60, 60, 5):  # lost, still talking, just placed
+            lead = CampaignLead(campaign_id=c.id or 0, contact_id=1, state="dialing", attempts=1)
+            uow.session.add(lead)
+            await uow.session.flush()
+            a = DialAttempt(campaign_id=c.id or 0, lead_id=lead.id or 0, number="+1",
+                            attempt=1, started_at=now - timedelta(seconds=age))  # fmt: skip
+            uow.session.add(a)
+            await uow.session.flush()
+            ids.append((a.id, lead.id))
+    ami.channels = [f"dial-{ids[1][0]}"]
+    assert await engine.reconcile() == 1
+    async with store.sessions() as s:
+        lost = await s.get(DialAttempt, ids[0][0])
+        lost_lead = await s.get(CampaignLead, ids[0][1])
+        talking = await s.get(DialAttempt, ids[1][0])
+        young = await s.get(DialAttempt, ids[2][0])
+    assert lost is not None and (lost.outcome, lost.reason) == ("failed", "lost: no outcome")
+    assert lost_lead is not None and lost_lead.state != "dialing"
+    assert talking is not None and talking.outcome == ""
+    assert young is not None and young.outcome == ""
+    assert await engine.reconcile() == 0  # nothing done twice

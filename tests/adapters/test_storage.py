@@ -89,3 +89,35 @@ async def test_queue_log_ingested_exactly_once(store: Store, tmp_path: Path) -> 
         ("c1", "ABANDON", "1"),
         ("c2", "ENTERQUEUE", "5550002"),
     ]
+
+
+async def test_old_rows_are_pruned_and_undelivered_events_never(store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, select
+    from sqlmodel import col
+
+    from core.models import IvrStep, OutboxEvent, QueueLogEntry
+    from core.retention import Pruner
+    from core.settings import StorageSettings
+
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=10), now - timedelta(days=1)
+    async with store.unit_of_work() as uow:
+        s = uow.session
+        s.add(OutboxEvent(topic="t/old-sent", payload="{}", sent_at=old))
+        s.add(OutboxEvent(topic="t/old-unsent", payload="{}", created_at=old))
+        s.add(OutboxEvent(topic="t/recent", payload="{}", sent_at=recent))
+        for at in (old, recent):
+            s.add(IvrStep(channel_id="c", seq=1, entry="e", event="k", at=at))
+            s.add(QueueLogEntry(time=at, callid="x", queue="q", agent="a", event="E"))
+    pruner = Pruner(store, StorageSettings(
+        retention_outbox_days=7, retention_ivr_steps_days=7, retention_queue_log_days=0,
+    ))  # fmt: skip
+    assert await pruner.prune(now) == {"outbox": 1, "ivr_steps": 1}
+    async with store.sessions() as s:
+        topics = set((await s.execute(select(col(OutboxEvent.topic)))).scalars())
+        steps = (await s.execute(select(func.count()).select_from(IvrStep))).scalar_one()
+        lines = (await s.execute(select(func.count()).select_from(QueueLogEntry))).scalar_one()
+    assert topics == {"t/old-unsent", "t/recent"} and steps == 1 and lines == 2
+    assert await pruner.prune(now) == {"outbox": 0, "ivr_steps": 0}  # nothing twice

@@ -5,15 +5,19 @@ nothing was lost or done twice."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from asterisk_conf.sandbox import Sandbox
 from core.models import CallbackAttempt, CallbackRequest, OutboxEvent
 from core.settings import Settings
 from core.storage import Store
@@ -140,10 +144,12 @@ async def test_bad_menu_files_are_refused_and_calls_go_on(
 
 
 async def test_with_serve_down_the_queues_redirects_still_apply(
-    pbx: object, settings: Settings, ami_watch: AmiWatch, tmp_path: Path
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
 ) -> None:
-    """No serve at all: the dialplan fallback of a queue line applies the queue's redirects
-    instead of answering the caller and hanging up in silence."""
+    """serve stopped: the dialplan fallback of a queue line applies the queue's redirects
+    instead of answering the caller and hanging up in silence; the calls are recorded when
+    serve is back."""
+    serve.stop()
     # 307: empty-q, nobody logged in -> its empty redirect, mailbox 100.
     await dial(settings, tmp_path, "307", "5572003", [], 5000)
     vm = await ami_watch.wait_for(
@@ -166,6 +172,54 @@ async def test_with_serve_down_the_queues_redirects_still_apply(
         what="the closed queue's voicemail",
     )  # fmt: skip
     assert vm["AppData"].startswith("101@default")
+    serve.start()
+    from core.models import Call
+
+    async def recorded() -> list[Call]:
+        async with store.sessions() as s:
+            rows = await s.execute(
+                select(Call).where(col(Call.caller_number).in_(("5572003", "5572004")))
+            )
+            return list(rows.scalars())
+
+    calls = await until(lambda: _two(recorded()), what="the fallback calls recorded")
+    assert sorted((c.line, c.route, c.outcome) for c in calls) == [
+        ("empty-line", "fallback", "fallback:queue:empty-q"),
+        ("night-line", "fallback", "fallback:queue:night-q"),
+    ]
+
+
+async def _two(rows: Any) -> Any:
+    found = await rows
+    return found if len(found) == 2 else None
+
+
+async def test_a_call_whose_end_serve_did_not_see_is_closed(
+    serve: Serve, settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    """serve killed in the middle of a call: when it is back, the call's record is closed
+    (outcome lost), not left open for ever."""
+    from core.models import Call
+
+    call = asyncio.create_task(dial(settings, tmp_path, "200", "5572100", [], 5000))
+
+    async def opened() -> Call | None:
+        async with store.sessions() as s:
+            return (
+                await s.execute(select(Call).where(col(Call.caller_number) == "5572100"))
+            ).scalar_one_or_none()
+
+    await until(opened, what="the call recorded")
+    serve.kill()
+    await call  # the caller hangs up while serve is dead
+    serve.start()
+
+    async def closed() -> Call | None:
+        row = await opened()
+        return row if row is not None and row.ended_at is not None else None
+
+    row = await until(closed, timeout=30, what="the record closed")
+    assert row.outcome == "lost"
 
 
 async def test_queue_callers_hear_music_on_hold(
@@ -227,3 +281,122 @@ async def _gauge_is(expected: int, store: Store) -> bool:
 
 async def _all_sent(store: Store) -> bool:
     return await _pending(store) == 0
+
+
+async def test_a_large_import_while_calls_come_in(
+    serve: Serve, settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    """An admin imports 30,000 contacts while callers ring in: each call is answered at
+    once and closed, the import commits in short batches (it used to hold the lock 54 s)."""
+    from core.models import Call
+    from dialer.import_bench import write_list
+
+    big = tmp_path / "big.csv"
+    await asyncio.to_thread(write_list, big, 30_000)
+    proc = await asyncio.create_subprocess_exec(
+        *telephonist_argv(serve), "contacts", "import", str(big), "--list", "during-calls",
+        "--region", "FR",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    callers: list[str] = []
+    while proc.returncode is None and len(callers) < 12:
+        caller = f"55730{len(callers):02d}"
+        callers.append(caller)
+        await dial(settings, tmp_path, "100", caller, [], 1000)
+        try:
+            await asyncio.wait_for(proc.wait(), 0.2)
+        except TimeoutError:
+            pass
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert "29400 contacts imported" in out.decode(), out.decode()
+    assert len(callers) >= 3, "the import ended before calls could overlap it"
+    async with store.sessions() as s:
+        calls = list(
+            (await s.execute(select(Call).where(col(Call.caller_number).in_(callers)))).scalars()
+        )
+    assert len(calls) == len(callers)
+    for call in calls:
+        assert call.outcome == "completed" and call.ended_at is not None, call
+        assert call.answered_at is not None
+        waited = (call.answered_at - call.started_at).total_seconds()
+        assert waited < 2, f"{call.caller_number} answered {waited:.1f}s late"
+    alive(serve)
+
+
+def telephonist_argv(serve: Serve) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "cli.main", "--config", str(serve.config)]
+
+
+async def test_asterisk_restarted_under_a_waiting_callback(
+    serve: Serve, pbx: Sandbox, settings: Settings, store: Store, ami_watch: AmiWatch
+) -> None:
+    """The callback's placeholder dies with Asterisk: the try is judged lost (once), and the
+    task is placed again with a new number, never two at a time."""
+    out = telephonist(serve.config, "callback", "add", "5573100", "--queue", "cbq")
+    assert out.returncode == 0, out.stderr
+    cb_id = int(out.stdout.split()[1].rstrip(":"))
+    await ami_watch.wait_for(lambda e: _placeholder_joined(e, cb_id, 1), what="try 1 waiting")
+    pid = pbx._read_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    await pbx.up()
+    await asyncio.to_thread(serve.wait_healthy, 20)
+    # The test's own AMI connection reconnects too and sees the second placeholder.
+    await ami_watch.wait_for(
+        lambda e: _placeholder_joined(e, cb_id, 2), timeout=90, what="try 2 waiting"
+    )
+    async with store.sessions() as s:
+        cb = await s.get(CallbackRequest, cb_id)
+        rows = list(
+            (
+                await s.execute(
+                    select(CallbackAttempt)
+                    .where(col(CallbackAttempt.callback_id) == cb_id)
+                    .order_by(col(CallbackAttempt.attempt))
+                )
+            ).scalars()
+        )
+    assert cb is not None and (cb.state, cb.tries, cb.attempts) == ("queued", 2, 0)
+    assert [(r.attempt, r.outcome) for r in rows] == [(1, "lost"), (2, "")]
+    assert not [e for e in ami_watch.events if _placeholder_joined(e, cb_id, 3)]
+    alive(serve)
+    out = telephonist(serve.config, "callback", "cancel", str(cb_id))
+    assert out.returncode == 0, out.stderr
+
+
+async def test_serve_killed_between_storing_a_try_and_sending_it(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch
+) -> None:
+    """What serve leaves when it dies after storing a try and before its Originate: a queued
+    task with no placeholder. The next serve finds it and places it once, as try 2."""
+    from datetime import UTC, datetime, timedelta
+
+    serve.stop()
+    long_ago = datetime.now(UTC) - timedelta(seconds=60)
+    async with store.unit_of_work() as uow:
+        cb = CallbackRequest(number="5573200", queue="cbq", source="manual", state="queued",
+                             tries=1, requested_at=long_ago)  # fmt: skip
+        uow.session.add(cb)
+        await uow.session.flush()
+        assert cb.id is not None
+        cb_id = cb.id
+        uow.session.add(CallbackAttempt(callback_id=cb_id, attempt=1, started_at=long_ago))
+    serve.start()
+    await ami_watch.wait_for(
+        lambda e: _placeholder_joined(e, cb_id, 2), timeout=40, what="the task placed again"
+    )
+    await asyncio.sleep(3)
+    joined = [e for e in ami_watch.events if _placeholder_joined(e, cb_id, None)]
+    assert len(joined) == 1, joined
+    out = telephonist(serve.config, "callback", "cancel", str(cb_id))
+    assert out.returncode == 0, out.stderr
+
+
+def _placeholder_joined(e: dict[str, str], cb_id: int, attempt: int | None) -> bool:
+    prefix = f"Local/cb{cb_id}x{'' if attempt is None else attempt}"
+    return e.get("Event") == "QueueCallerJoin" and e.get("Channel", "").startswith(
+        prefix if attempt is None else prefix + "@"
+    )

@@ -1,4 +1,4 @@
-"""callback tries: a number per placement, unique per task
+"""callback tries: a number per placement, unique per task; IVR steps indexed by time
 
 Revision ID: 0009
 Revises: 0008
@@ -40,8 +40,11 @@ def upgrade() -> None:
     op.create_index(
         "ux_callback_attempts_try", "callback_attempts", ["callback_id", "attempt"], unique=True
     )
+    # IVR steps are pruned by age (storage.retention_ivr_steps_days).
+    op.create_index("ix_ivr_steps_at", "ivr_steps", ["at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ivr_steps_at", "ivr_steps")
     op.drop_index("ux_callback_attempts_try", "callback_attempts")
     op.drop_column("callbacks", "tries")
