@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from core.storage import Store
 from dialer.contacts import import_file
 
@@ -29,6 +31,8 @@ class ImportBench:
     rejected: int
     batches: int
     longest_batch_ms: float
+    batch_p50_ms: float
+    batch_p99_ms: float
     peak_rss_mb: float
 
     def lines(self) -> list[str]:
@@ -38,7 +42,8 @@ class ImportBench:
             f"time                     {self.seconds:.1f} s",
             f"rows per second          {self.rows / self.seconds:,.0f}",
             f"batches                  {self.batches}",
-            f"longest write lock       {self.longest_batch_ms:.1f} ms",
+            f"write lock per batch     p50 {self.batch_p50_ms:.1f} ms,"
+            f" p99 {self.batch_p99_ms:.1f} ms, longest {self.longest_batch_ms:.1f} ms",
             f"peak memory (RSS)        {self.peak_rss_mb:.0f} MB",
         ]
 
@@ -81,5 +86,7 @@ async def run(rows: int, folder: Path | None = None) -> ImportBench:
         rejected=report.rejected,
         batches=report.batches,
         longest_batch_ms=report.longest_batch * 1000,
+        batch_p50_ms=float(np.percentile(report.batch_seconds, 50)) * 1000,
+        batch_p99_ms=float(np.percentile(report.batch_seconds, 99)) * 1000,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )

@@ -101,8 +101,9 @@ class Serve:
         self.config, self.http_port, self.log_path = config, http_port, log
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, wait_healthy: bool = True) -> None:
+    def start(self, wait_healthy: bool = True, env_extra: dict[str, str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TELEPHONIST_")}
+        env |= env_extra or {}
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "--config", str(self.config), "serve"],
@@ -368,3 +369,76 @@ class SmtpSink:
                 raise AssertionError(f"{len(self.messages)} e-mail(s) received, {count} expected")
             await asyncio.sleep(0.1)
         return [m[2] for m in self.messages]
+
+
+class AmiCutter:
+    """A TCP relay between serve and Asterisk's AMI that can cut the connection the way a
+    network fault does: ``cut_after_originates = n`` forwards n Originates to Asterisk, then
+    drops the connection before their responses come back (Asterisk acted; serve cannot know)
+    and refuses to relay for ``pause`` seconds."""
+
+    def __init__(self, listen_port: int, ami_port: int) -> None:
+        self.listen_port, self.ami_port = listen_port, ami_port
+        self.cut_after_originates: int | None = None
+        self.pause = 3.0
+        self.originates = 0
+        self.cuts = 0
+        self._refuse_until = 0.0
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.StreamWriter] = set()
+
+    async def __aenter__(self) -> AmiCutter:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", self.listen_port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for w in list(self._links):
+            w.close()
+        await self._server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if time.monotonic() < self._refuse_until:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.ami_port)
+        self._links |= {writer, up_writer}
+        cut = asyncio.Event()
+
+        async def upstream() -> None:  # serve -> Asterisk, watching for Originates
+            block = b""
+            while not cut.is_set() and (data := await reader.read(65536)):
+                block += data
+                while b"\r\n\r\n" in block:
+                    action, block = block.split(b"\r\n\r\n", 1)
+                    if b"Action: Originate" in action:
+                        self.originates += 1
+                        if self.cut_after_originates == self.originates:
+                            cut.set()  # before it goes: its response must not come back
+                up_writer.write(data)
+                await up_writer.drain()
+            if cut.is_set():
+                await asyncio.sleep(0.5)  # Asterisk reads it before the socket closes
+
+        async def downstream() -> None:  # Asterisk -> serve, until the cut
+            while not cut.is_set() and (data := await up_reader.read(65536)):
+                if cut.is_set():
+                    break
+                writer.write(data)
+                await writer.drain()
+
+        try:
+            tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if cut.is_set():
+                self.cuts += 1
+                self.cut_after_originates = None
+                self._refuse_until = time.monotonic() + self.pause
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            for w in (writer, up_writer):
+                self._links.discard(w)
+                w.close()

@@ -9,6 +9,7 @@ import asyncio
 import csv
 import json
 import os
+import signal
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from asterisk_conf.sandbox import Sandbox
 from core.ami import AmiClient, AmiError
 from core.models import Campaign, CampaignLead, DialAttempt, DncEntry, as_utc
 from core.settings import Settings
@@ -293,3 +295,63 @@ async def test_live_run_agrees_with_the_simulator(
     )
     assert measured.live >= 20, report  # the run did place and connect calls
     assert report["agree"], live.render(report)
+
+
+async def test_asterisk_restarted_while_a_campaign_call_rings(
+    serve: Serve, pbx: Sandbox, settings: Settings, store: Store, ami_watch: AmiWatch,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The call dies with Asterisk and its outcome never comes: the attempt is closed as
+    lost once its ring time is over, its lead is not left dialing, and nobody is called
+    twice meanwhile."""
+    contacts = tmp_path / "restart.csv"
+    contacts.write_text(f"name,phone,tz\nRings Long,+1 212 555 0119,{zone_at(11, 17)}\n")
+    cli(settings, "contacts", "import", str(contacts), "--list", "restart1", "--region", "US")
+    cli(
+        settings, "campaign", "create", "restart1", "--list", "restart1", "--queue", "outq",
+        "--trunk", "customers", "--mode", "progressive", "--window", "09:00-20:00",
+        "--days", "mon-sun", "--max-attempts", "3", "--ring-seconds", "15",
+    )  # fmt: skip
+    customers = AgentPhone(25410, tmp_path, scenario="customer.xml", calls=2, timeout=120)
+    ivan = AgentPhone(25509, tmp_path, calls=1, timeout=120)
+    customers.start()
+    ivan.start()
+    try:
+        cli(settings, "agent", "login", "ivan")
+        cli(settings, "campaign", "start", "restart1")
+        ringing = await ami_watch.wait_for(
+            lambda e: e.get("Event") == "Newchannel" and e.get("Uniqueid", "").startswith("dial-")
+            and e.get("Channel", "").startswith("PJSIP/customers-"),
+            timeout=30, what="the campaign's call ringing",
+        )  # fmt: skip
+        attempt_id = int(ringing["Uniqueid"][5:])
+        pid = pbx._read_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await pbx.up()
+        cli(settings, "agent", "login", "ivan")  # Asterisk forgot the queue member
+
+        async def closed() -> DialAttempt | None:
+            async with store.sessions() as s:
+                a = await s.get(DialAttempt, attempt_id)
+            return a if a is not None and a.outcome else None
+
+        attempt = await until(closed, 80, "the lost attempt closed", every=0.5)
+        cli(settings, "campaign", "stop", "restart1")
+    finally:
+        ivan.stop()
+        customers.stop()
+        await asyncio.to_thread(telephonist, settings.data_dir.parent / "telephonist.toml",
+                                "agent", "logout", "ivan")  # fmt: skip
+    assert (attempt.outcome, attempt.reason) == ("failed", "lost: no outcome")
+    async with store.sessions() as s:
+        lead = await s.get(CampaignLead, attempt.lead_id)
+        tries = list(
+            (
+                await s.execute(
+                    select(DialAttempt).where(col(DialAttempt.lead_id) == attempt.lead_id)
+                )
+            ).scalars()
+        )
+    assert lead is not None and lead.state != "dialing"
+    assert len(tries) == 1  # not called a second time while the first call's fate was unknown

@@ -22,7 +22,15 @@ from core.models import CallbackAttempt, CallbackRequest, OutboxEvent
 from core.settings import Settings
 from core.storage import Store
 from tests.scenarios.conftest import HTTP_PORT, AmiWatch, journey
-from tests.scenarios.harness import Broker, Serve, dtmf_scenario, sipp_call, telephonist, until
+from tests.scenarios.harness import (
+    AmiCutter,
+    Broker,
+    Serve,
+    dtmf_scenario,
+    sipp_call,
+    telephonist,
+    until,
+)
 
 pytestmark = pytest.mark.pbx
 
@@ -400,3 +408,44 @@ def _placeholder_joined(e: dict[str, str], cb_id: int, attempt: int | None) -> b
     return e.get("Event") == "QueueCallerJoin" and e.get("Channel", "").startswith(
         prefix if attempt is None else prefix + "@"
     )
+
+
+async def test_ami_cut_in_the_middle_of_placing_callbacks(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch
+) -> None:
+    """Four callbacks due at once; the AMI connection is cut right after the second
+    Originate reached Asterisk (its response lost). Each task is in the queue exactly once:
+    the one whose outcome serve could not know is not placed again, the others are placed
+    after the reconnect."""
+    serve.stop()
+    async with AmiCutter(25039, settings.pbx.ami_port) as cutter:
+        serve.start(env_extra={"TELEPHONIST_PBX__AMI_PORT": "25039"})
+        cutter.cut_after_originates = cutter.originates + 2
+        ids = []
+        for i in range(4):
+            out = telephonist(serve.config, "callback", "add", f"557330{i}", "--queue", "cbq")
+            assert out.returncode == 0, out.stderr
+            ids.append(int(out.stdout.split()[1].rstrip(":")))
+        for cb_id in ids:
+            await ami_watch.wait_for(
+                lambda e, cb_id=cb_id: _placeholder_joined(e, cb_id, None),
+                timeout=60, what=f"callback {cb_id} waiting",
+            )  # fmt: skip
+        await asyncio.sleep(35)  # past a periodic reconcile: nothing is placed a second time
+        assert cutter.cuts == 1
+        for cb_id in ids:
+            joined = [e for e in ami_watch.events if _placeholder_joined(e, cb_id, None)]
+            assert len(joined) == 1, (cb_id, [e.get("Channel") for e in joined])
+        async with store.sessions() as s:
+            rows = list(
+                (
+                    await s.execute(select(CallbackRequest).where(col(CallbackRequest.id).in_(ids)))
+                ).scalars()
+            )
+        assert all(r.state == "queued" for r in rows), [(r.id, r.state) for r in rows]
+        alive(serve)
+        for cb_id in ids:
+            out = telephonist(serve.config, "callback", "cancel", str(cb_id))
+            assert out.returncode == 0, out.stderr
+        serve.stop()
+    serve.start()

@@ -1,4 +1,4 @@
-"""callback tries: a number per placement, unique per task; IVR steps indexed by time
+"""callback tries: a number per placement, unique per task; IVR steps by time; phones by list
 
 Revision ID: 0009
 Revises: 0008
@@ -42,9 +42,12 @@ def upgrade() -> None:
     )
     # IVR steps are pruned by age (storage.retention_ivr_steps_days).
     op.create_index("ix_ivr_steps_at", "ivr_steps", ["at"])
+    # Imports look numbers up within a list.
+    op.create_index("ix_contact_phones_list_number", "contact_phones", ["list_id", "number"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_contact_phones_list_number", "contact_phones")
     op.drop_index("ix_ivr_steps_at", "ivr_steps")
     op.drop_index("ux_callback_attempts_try", "callback_attempts")
     op.drop_column("callbacks", "tries")
