@@ -419,11 +419,14 @@ async def test_ami_cut_in_the_middle_of_placing_callbacks(
     after the reconnect."""
     serve.stop()
     async with AmiCutter(25039, settings.pbx.ami_port) as cutter:
-        serve.start(env_extra={"TELEPHONIST_PBX__AMI_PORT": "25039"})
+        # In a thread: the relay runs on this test's event loop, which must not be blocked.
+        await asyncio.to_thread(serve.start, env_extra={"TELEPHONIST_PBX__AMI_PORT": "25039"})
         cutter.cut_after_originates = cutter.originates + 2
         ids = []
         for i in range(4):
-            out = telephonist(serve.config, "callback", "add", f"557330{i}", "--queue", "cbq")
+            out = await asyncio.to_thread(
+                telephonist, serve.config, "callback", "add", f"557330{i}", "--queue", "cbq"
+            )
             assert out.returncode == 0, out.stderr
             ids.append(int(out.stdout.split()[1].rstrip(":")))
         for cb_id in ids:
@@ -445,7 +448,9 @@ async def test_ami_cut_in_the_middle_of_placing_callbacks(
         assert all(r.state == "queued" for r in rows), [(r.id, r.state) for r in rows]
         alive(serve)
         for cb_id in ids:
-            out = telephonist(serve.config, "callback", "cancel", str(cb_id))
+            out = await asyncio.to_thread(
+                telephonist, serve.config, "callback", "cancel", str(cb_id)
+            )
             assert out.returncode == 0, out.stderr
-        serve.stop()
+        await asyncio.to_thread(serve.stop)
     serve.start()
