@@ -23,7 +23,7 @@ from pathlib import Path
 from asterisk_conf.render import AsteriskPaths, render_all, write_config
 from core.ami import AmiError, probe_fully_booted
 from core.centre import Centre
-from core.settings import Settings
+from core.settings import Settings, ensure_private_dir
 
 PACKAGES = ("asterisk", "asterisk-core-sounds-en-gsm", "asterisk-moh-opsound-gsm")
 """What the sandbox's root filesystem holds; the hold music is for queue callers (without it
@@ -201,7 +201,7 @@ class Sandbox:
                     log(f"reload failed ({exc}); restarting the PBX")
             await self.down()
         self._check_ports()
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.settings.data_dir)
         inside_conf = "/" + str(conf.relative_to(self.rootfs))
         with self.console_log.open("ab") as out:
             proc = subprocess.Popen(

@@ -31,7 +31,7 @@ import asyncio
 import logging
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
@@ -39,7 +39,7 @@ from sqlmodel import col
 
 from callbacks import tasks
 from callbacks.tasks import payload
-from core.ami import AmiClient, AmiError, outcome_unknown
+from core.ami import AmiClient, AmiError, list_channels, outcome_unknown
 from core.centre import Centre
 from core.models import CallbackAttempt, CallbackRequest, QueueLogEntry, as_utc
 from core.storage import Store, UnitOfWork
@@ -133,12 +133,7 @@ class CallbackService:
     async def reconcile(self, grace: float = GRACE) -> int:
         """Put back to *pending* the tasks whose placeholder vanished without an outcome
         (tries younger than ``grace`` seconds are left alone). Returns how many."""
-        response: Any = await self.ami.send({"Action": "CoreShowChannels"}, as_list=True)
-        channels = [
-            m.get("Channel", "")
-            for m in (response if isinstance(response, list) else [])
-            if m.get("Event") == "CoreShowChannel"
-        ]
+        channels = await list_channels(self.ami, "Channel")
         if self.queue_log is not None:
             await self.queue_log.ingest_once()  # after listing: see the module's docstring
         fixed = 0

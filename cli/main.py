@@ -12,6 +12,7 @@ import typer
 
 from cli import agent, callback, campaign, contacts, dialer, ivr, pbx, queue, voicemail
 from cli.common import CliState, errors, state
+from core.settings import mask_url
 from core.storage import Store
 
 app = typer.Typer(help="telephonist: a contact-centre backend for Asterisk.", no_args_is_help=True)
@@ -65,7 +66,7 @@ def db_upgrade(ctx: typer.Context) -> None:
             await store.close()
 
     asyncio.run(_run())
-    typer.echo(f"database at {settings.database_url} is up to date")
+    typer.echo(f"database at {mask_url(settings.database_url)} is up to date")
 
 
 @app.command()

@@ -249,6 +249,17 @@ class AmiClient:
                         self.link.log.exception("AMI event handler failed on %s", name)
 
 
+async def list_channels(ami: AmiClient, field: str) -> list[str]:
+    """``field`` (``Channel``, ``Uniqueid``...) of every channel Asterisk has now
+    (``CoreShowChannels``): what reconciliations compare their open records with."""
+    response: Any = await ami.send({"Action": "CoreShowChannels"}, as_list=True)
+    return [
+        str(m.get(field, ""))
+        for m in (response if isinstance(response, list) else [])
+        if m.get("Event") == "CoreShowChannel"
+    ]
+
+
 async def probe_fully_booted(
     host: str, port: int, username: str, secret: str, timeout: float = 5.0
 ) -> dict[str, str]:

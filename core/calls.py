@@ -15,12 +15,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.ami import AmiClient, AmiError
+from core.ami import AmiClient, AmiError, list_channels
 from core.models import Call, QueueLogEntry, as_utc, utcnow
 from core.stasis import CallSession
 from core.storage import Store, UnitOfWork
@@ -136,13 +135,7 @@ class CallReconciler:
 
     async def reconcile(self, grace: float = 2.0) -> int:
         """Close the lost ones (older than ``grace`` seconds); returns how many."""
-        response: Any = await self.ami.send({"Action": "CoreShowChannels"}, as_list=True)
-        live = {
-            m.get("Uniqueid", "")
-            for m in (response if isinstance(response, list) else [])
-            if m.get("Event") == "CoreShowChannel"
-        }
-        live |= set(self.busy())
+        live = set(await list_channels(self.ami, "Uniqueid")) | set(self.busy())
         cutoff = utcnow() - timedelta(seconds=grace)
         closed = 0
         async with self.store.unit_of_work() as uow:

@@ -28,7 +28,7 @@ import numpy as np
 from sqlalchemy import case, func, select
 from sqlmodel import col
 
-from core.ami import AmiClient, AmiError, outcome_unknown
+from core.ami import AmiClient, AmiError, list_channels, outcome_unknown
 from core.models import (
     Campaign,
     CampaignLead,
@@ -134,12 +134,7 @@ class DialerService:
         an attempt still ringing, or younger than its ring time plus ``grace`` seconds, is
         left alone. The rest are *failed (lost)* and their leads retried by the campaign's
         rules. Returns how many were closed."""
-        response: Any = await self.ami.send({"Action": "CoreShowChannels"}, as_list=True)
-        live = {
-            m.get("Uniqueid", "")
-            for m in (response if isinstance(response, list) else [])
-            if m.get("Event") == "CoreShowChannel"
-        }
+        live = set(await list_channels(self.ami, "Uniqueid"))
         if self.queue_log is not None:
             await self.queue_log.ingest_once()  # after listing (see callbacks/service.py)
         now = datetime.now(UTC)

@@ -11,6 +11,7 @@ MODULES = [
     "agi_handlers.protocol",
     "core.ami",
     "core.backoff",
+    "core.settings",
     "acd.redirects",
     "acd.queue_log",
     "callbacks.tasks",

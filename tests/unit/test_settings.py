@@ -102,3 +102,47 @@ def test_cli_bad_settings_exit_2_with_message(tmp_path: Path) -> None:
 def test_storage_url_driver_checked(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="storage.url"):
         load_settings(data_dir=tmp_path, storage={"url": "mysql://x"})
+
+
+def test_the_data_folder_database_and_secrets_are_private(tmp_path: Path) -> None:
+    import asyncio
+    import os
+
+    from core.storage import Store
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    os.chmod(data, 0o755)  # made by an older version, readable by all
+    s = load_settings(write(tmp_path, 'data_dir = "data"\n'))
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "secrets.toml").stat().st_mode) == 0o600
+
+    async def touch_db() -> None:
+        store = Store(s.database_url)
+        await store.migrate()
+        await store.close()
+
+    asyncio.run(touch_db())
+    for name in ("telephonist.db", "telephonist.db-wal", "telephonist.db-shm"):
+        if (data / name).exists():
+            assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+
+
+def test_a_secrets_file_that_is_a_symbolic_link_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    elsewhere = tmp_path / "planted.toml"
+    elsewhere.write_text('ami_secret = "chosen-by-somebody-else"\n')
+    (data / "secrets.toml").symlink_to(elsewhere)
+    with pytest.raises(SettingsError, match="secrets.toml: cannot be read safely"):
+        load_settings(write(tmp_path, 'data_dir = "data"\n'))
+
+
+def test_database_passwords_are_never_printed(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path,
+        'data_dir = "data"\n[storage]\nurl = "postgresql+asyncpg://tel:s3cret@127.0.0.1:1/x"\n',
+    )
+    shown = CliRunner().invoke(app, ["--config", str(cfg), "config", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert "s3cret" not in shown.output and "tel:***@127.0.0.1" in shown.output
