@@ -63,17 +63,7 @@ class AgentService:
             raise AgentError(f"agent {agent_id!r} has no skills (queue: penalty) to log in to")
         for queue, penalty in agent.skills.items():
             try:
-                await self.ami.send(
-                    {
-                        "Action": "QueueAdd",
-                        "Queue": queue,
-                        "Interface": interface(agent),
-                        "Penalty": penalty,
-                        "MemberName": agent.name or agent.id,
-                        "StateInterface": interface(agent),
-                    },
-                    as_list=False,  # panoramisk 1.4 never resolves QueueAdd otherwise
-                )
+                await self._add(agent, queue, penalty)
             except AmiError as exc:
                 if "Already there" not in str(exc):
                     raise
@@ -82,6 +72,60 @@ class AgentService:
             uow.session.add(AgentLogin(agent=agent.id, queues=",".join(queues)))
             uow.emit("acd", "agent", {"agent": agent.id, "event": "login", "queues": queues})
         return queues
+
+    async def restore(self) -> int:
+        """Make Asterisk's queue members what telephonist has stored: every agent logged in
+        (and not logged out) is added to their queues again, paused again if they were. Run
+        at every AMI connect: an Asterisk restart forgets its dynamic members, and a centre
+        must not find its agents silently logged out. Returns how many agents were restored.
+        """
+        async with self.store.sessions() as s:
+            logged_in = {
+                login.agent
+                for login in (
+                    await s.execute(
+                        select(AgentLogin).where(col(AgentLogin.logged_out_at).is_(None))
+                    )
+                ).scalars()
+            }
+            paused = {
+                p.agent: p.reason
+                for p in (
+                    await s.execute(select(AgentPause).where(col(AgentPause.ended_at).is_(None)))
+                ).scalars()
+            }
+        restored = 0
+        for agent_id in sorted(logged_in):
+            agent = self.centre.agent(agent_id)
+            if agent is None or not agent.skills:
+                continue  # removed from the centre file since
+            for queue, penalty in agent.skills.items():
+                try:
+                    await self._add(agent, queue, penalty)
+                except AmiError as exc:
+                    if "Already there" not in str(exc):
+                        raise
+            if agent_id in paused:
+                await self.ami.send(
+                    {"Action": "QueuePause", "Interface": interface(agent), "Paused": "true",
+                     "Reason": paused[agent_id]},
+                    as_list=False,
+                )  # fmt: skip
+            restored += 1
+        return restored
+
+    async def _add(self, agent: Agent, queue: str, penalty: int) -> None:
+        await self.ami.send(
+            {
+                "Action": "QueueAdd",
+                "Queue": queue,
+                "Interface": interface(agent),
+                "Penalty": penalty,
+                "MemberName": agent.name or agent.id,
+                "StateInterface": interface(agent),
+            },
+            as_list=False,  # panoramisk 1.4 never resolves QueueAdd otherwise
+        )
 
     async def logout(self, agent_id: str) -> None:
         agent = self.agent(agent_id)

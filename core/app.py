@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 
+from acd.agents import AgentService
 from acd.controller import AcdController
 from acd.queue_log import QueueLogIngester, sandbox_queue_log
 from acd.watcher import QueueWatcher
@@ -23,7 +24,7 @@ from callbacks.capture import QueueCallbackRoute
 from callbacks.service import CallbackService
 from callbacks.voicemail import VoicemailWatcher, sandbox_spool
 from core import calls
-from core.ami import AmiClient
+from core.ami import AmiClient, AmiError
 from core.ari import AriClient
 from core.events import OutboxPublisher
 from core.http import HttpEndpoint
@@ -78,6 +79,8 @@ class Service:
         routes = {"demo": demo_route(self.store)}
         self.acd = AcdController(self.store, self.centre)
         self.watcher = QueueWatcher(self.ami, self.store, self.centre)
+        self.agents = AgentService(self.ami, self.store, self.centre)
+        self.ami.on_connect(self._restore_agents)
         log_path = pbx.queue_log
         if log_path is None and pbx.mode == "sandbox":
             log_path = sandbox_queue_log(pbx.cache_dir / f"rootfs-{pbx.debian_suite}", pbx.instance)
@@ -121,6 +124,15 @@ class Service:
             loops=self.loops,
         )
         self._add_loops()
+
+    async def _restore_agents(self) -> None:
+        try:
+            restored = await self.agents.restore()
+        except AmiError as exc:
+            log.warning("agents' queue memberships not restored: %s", exc)
+            return
+        if restored:
+            log.info("%d logged-in agent(s) in their queues again", restored)
 
     def _add_loops(self) -> None:
         add = self.loops.add

@@ -328,8 +328,7 @@ async def test_asterisk_restarted_while_a_campaign_call_rings(
         pid = pbx._read_pid()
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        await pbx.up()
-        cli(settings, "agent", "login", "ivan")  # Asterisk forgot the queue member
+        await pbx.up()  # serve puts Ivan back in outq (test_serve_keeps_working.py)
 
         async def closed() -> DialAttempt | None:
             async with store.sessions() as s:

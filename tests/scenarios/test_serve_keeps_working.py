@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from asterisk_conf.sandbox import Sandbox
+from core.ami import AmiClient, AmiError
 from core.models import CallbackAttempt, CallbackRequest, OutboxEvent
 from core.settings import Settings
 from core.storage import Store
@@ -454,3 +455,44 @@ async def test_ami_cut_in_the_middle_of_placing_callbacks(
             assert out.returncode == 0, out.stderr
         await asyncio.to_thread(serve.stop)
     serve.start()
+
+
+async def test_logged_in_agents_are_back_in_their_queues_after_asterisk_restarts(
+    serve: Serve, pbx: Sandbox, settings: Settings, ami: AmiClient
+) -> None:
+    """Asterisk forgets its dynamic queue members when it restarts; telephonist has the
+    logins stored and puts the agents back (paused ones paused), with nobody re-logging."""
+
+    async def members(queue: str) -> dict[str, str]:
+        try:
+            response = await ami.send({"Action": "QueueStatus", "Queue": queue}, as_list=True)
+        except AmiError:
+            return {}
+        return {
+            m.get("Location", ""): m.get("Paused", "")
+            for m in response
+            if m.get("Event") == "QueueMember"
+        }
+
+    out = telephonist(serve.config, "agent", "login", "hank")
+    assert out.returncode == 0, out.stderr
+    out = telephonist(serve.config, "agent", "pause", "hank", "--reason", "lunch")
+    assert out.returncode == 0, out.stderr
+    try:
+        assert (await members("cbq")).get("PJSIP/2008") == "1"
+        pid = pbx._read_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await pbx.up()
+        await asyncio.to_thread(serve.wait_healthy, 20)
+        back = await until(lambda: _member(members("cbq"), "PJSIP/2008"), timeout=20,
+                           what="Hank back in cbq")  # fmt: skip
+        assert back == "1"  # still paused
+        assert (await members("missq")).get("PJSIP/2008") == "1"
+    finally:
+        out = telephonist(serve.config, "agent", "logout", "hank")
+        assert out.returncode == 0, out.stderr
+
+
+async def _member(found: Any, location: str) -> str | None:
+    return (await found).get(location)
