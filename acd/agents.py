@@ -61,12 +61,7 @@ class AgentService:
         agent = self.agent(agent_id)
         if not agent.skills:
             raise AgentError(f"agent {agent_id!r} has no skills (queue: penalty) to log in to")
-        for queue, penalty in agent.skills.items():
-            try:
-                await self._add(agent, queue, penalty)
-            except AmiError as exc:
-                if "Already there" not in str(exc):
-                    raise
+        await self._join(agent)
         queues = sorted(agent.skills)
         async with self.store.unit_of_work() as uow:
             uow.session.add(AgentLogin(agent=agent.id, queues=",".join(queues)))
@@ -99,12 +94,7 @@ class AgentService:
             agent = self.centre.agent(agent_id)
             if agent is None or not agent.skills:
                 continue  # removed from the centre file since
-            for queue, penalty in agent.skills.items():
-                try:
-                    await self._add(agent, queue, penalty)
-                except AmiError as exc:
-                    if "Already there" not in str(exc):
-                        raise
+            await self._join(agent)
             if agent_id in paused:
                 await self.ami.send(
                     {"Action": "QueuePause", "Interface": interface(agent), "Paused": "true",
@@ -114,18 +104,24 @@ class AgentService:
             restored += 1
         return restored
 
-    async def _add(self, agent: Agent, queue: str, penalty: int) -> None:
-        await self.ami.send(
-            {
-                "Action": "QueueAdd",
-                "Queue": queue,
-                "Interface": interface(agent),
-                "Penalty": penalty,
-                "MemberName": agent.name or agent.id,
-                "StateInterface": interface(agent),
-            },
-            as_list=False,  # panoramisk 1.4 never resolves QueueAdd otherwise
-        )
+    async def _join(self, agent: Agent) -> None:
+        """Add the agent to every queue of their skills (already a member: fine)."""
+        for queue, penalty in agent.skills.items():
+            try:
+                await self.ami.send(
+                    {
+                        "Action": "QueueAdd",
+                        "Queue": queue,
+                        "Interface": interface(agent),
+                        "Penalty": penalty,
+                        "MemberName": agent.name or agent.id,
+                        "StateInterface": interface(agent),
+                    },
+                    as_list=False,  # panoramisk 1.4 never resolves QueueAdd otherwise
+                )
+            except AmiError as exc:
+                if "Already there" not in str(exc):
+                    raise
 
     async def logout(self, agent_id: str) -> None:
         agent = self.agent(agent_id)

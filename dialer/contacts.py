@@ -275,12 +275,8 @@ def _checked(raw: str, region: str) -> tuple[str, phonenumbers.PhoneNumber, int]
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), parsed, kind
 
 
-def zone_of(e164: str) -> str:
-    """The number's time zone when the number says it (one zone), else ''."""
-    return _zone(pn_timezone.time_zones_for_number(phonenumbers.parse(e164)))
-
-
 def _zone_of_checked(parsed: phonenumbers.PhoneNumber, kind: int) -> str:
+    """The number's time zone when the number says it (one zone), else ''."""
     if phonenumbers.is_number_type_geographical(kind, parsed.country_code or 0):
         return _zone(pn_timezone.time_zones_for_geographical_number(parsed))
     return _zone(pn_timezone.time_zones_for_number(parsed))

@@ -106,6 +106,14 @@ async def tries(store: Store, cb_id: int) -> list[CallbackAttempt]:
         return list(rows.scalars())
 
 
+async def due_now(store: Store, cb_id: int) -> None:
+    """Skip the wait before the next try."""
+    async with store.unit_of_work() as uow:
+        row = await uow.session.get(CallbackRequest, cb_id)
+        assert row is not None
+        row.due_at = None
+
+
 async def add(store: Store, **fields: Any) -> int:
     async with store.unit_of_work() as uow:
         cb = await tasks.create(uow, CallbackRequest(queue="q", source="manual", **fields))
@@ -198,18 +206,6 @@ async def test_placed_then_retried_after_the_delay_then_failed(rig: SimpleNamesp
     assert (await get(store, cb_id)).state == "failed"
 
 
-async def test_a_queue_that_refuses_the_placeholder_costs_no_attempt(
-    rig: SimpleNamespace,
-) -> None:
-    store: Store = rig.service.store
-    cb_id = await add(store, number="5550400")
-    await rig.service.place_due()
-    write(rig.log, f"ph|q|NONE|CALLBACKUNPLACED|{cb_id}|1|JOINEMPTY")
-    await rig.ingester.ingest_once()
-    cb = await get(store, cb_id)
-    assert (cb.state, cb.attempts, cb.outcome) == ("pending", 0, "not_placed:JOINEMPTY")
-
-
 async def test_reconcile_after_restart(rig: SimpleNamespace) -> None:
     store: Store = rig.service.store
     kept = await add(store, number="5550500")
@@ -290,16 +286,16 @@ async def test_sweep_hangs_up_the_placeholder_of_a_cancelled_task(rig: SimpleNam
 async def test_a_try_the_queue_refused_keeps_its_number_and_the_next_gets_a_new_one(
     rig: SimpleNamespace,
 ) -> None:
-    """The crash loop of issue 10: the retry reused attempt 1 and reading it back failed."""
+    """A refused try costs no attempt; the crash loop of issue 10: the retry reused
+    attempt 1 and reading it back failed."""
     store: Store = rig.service.store
     cb_id = await add(store, number="5550410")
     await rig.service.place_due()
     write(rig.log, f"ph|q|NONE|CALLBACKUNPLACED|{cb_id}|1|JOINEMPTY")
     await rig.ingester.ingest_once()
-    async with store.unit_of_work() as uow:
-        row = await uow.session.get(CallbackRequest, cb_id)
-        assert row is not None
-        row.due_at = None  # due again now
+    cb = await get(store, cb_id)
+    assert (cb.state, cb.attempts, cb.outcome) == ("pending", 0, "not_placed:JOINEMPTY")
+    await due_now(store, cb_id)
     assert await rig.service.place_due() == 1
     assert rig.ami.originates()[-1]["Channel"] == f"Local/cb{cb_id}x2@telephonist-cb-queue/n"
     write(
@@ -368,10 +364,7 @@ async def test_an_originate_with_no_response_is_never_sent_twice(rig: SimpleName
     # It is gone with no outcome: put back, then tried again with a new number.
     rig.ami.channels = []
     assert await rig.service.reconcile(grace=0) == 1
-    async with store.unit_of_work() as uow:
-        row = await uow.session.get(CallbackRequest, cb_id)
-        assert row is not None
-        row.due_at = None
+    await due_now(store, cb_id)
     assert await rig.service.place_due() == 1
     assert rig.ami.originates()[-1]["Channel"] == f"Local/cb{cb_id}x2@telephonist-cb-queue/n"
 

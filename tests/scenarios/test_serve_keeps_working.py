@@ -161,12 +161,7 @@ async def test_with_serve_down_the_queues_redirects_still_apply(
     serve.stop()
     # 307: empty-q, nobody logged in -> its empty redirect, mailbox 100.
     await dial(settings, tmp_path, "307", "5572003", [], 5000)
-    vm = await ami_watch.wait_for(
-        lambda e: e.get("Event") == "Newexten" and e.get("Application") == "VoiceMail"
-        and e.get("CallerIDNum") == "5572003",
-        what="the empty queue's voicemail",
-    )  # fmt: skip
-    assert vm["AppData"].startswith("100@default")
+    await _voicemail(ami_watch, "5572003", "100", "the empty queue's voicemail")
     refused = [
         e for e in ami_watch.events
         if e.get("Event") == "Newexten" and e.get("CallerIDNum") == "5572003"
@@ -175,12 +170,7 @@ async def test_with_serve_down_the_queues_redirects_still_apply(
     assert refused, "the caller did not go through the queue's empty redirect"
     # 306: night-q, never open -> its after-hours redirect, mailbox 101.
     await dial(settings, tmp_path, "306", "5572004", [], 5000)
-    vm = await ami_watch.wait_for(
-        lambda e: e.get("Event") == "Newexten" and e.get("Application") == "VoiceMail"
-        and e.get("CallerIDNum") == "5572004",
-        what="the closed queue's voicemail",
-    )  # fmt: skip
-    assert vm["AppData"].startswith("101@default")
+    await _voicemail(ami_watch, "5572004", "101", "the closed queue's voicemail")
     serve.start()
     from core.models import Call
 
@@ -196,6 +186,15 @@ async def test_with_serve_down_the_queues_redirects_still_apply(
         ("empty-line", "fallback", "fallback:queue:empty-q"),
         ("night-line", "fallback", "fallback:queue:night-q"),
     ]
+
+
+async def _voicemail(ami_watch: AmiWatch, caller: str, box: str, what: str) -> None:
+    vm = await ami_watch.wait_for(
+        lambda e: e.get("Event") == "Newexten" and e.get("Application") == "VoiceMail"
+        and e.get("CallerIDNum") == caller,
+        what=what,
+    )  # fmt: skip
+    assert vm["AppData"].startswith(f"{box}@default")
 
 
 async def _two(rows: Any) -> Any:
