@@ -9,12 +9,10 @@ A command that prints numbers, not a test.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from sqlmodel import col
 
 from asterisk_conf.sandbox import Sandbox
 from core.ami import AmiClient
+from core.http_client import api
 from core.models import QueueRedirect
 from core.settings import Settings, load_settings
 from core.simcall import dtmf_scenario
@@ -156,10 +155,8 @@ async def run(
                 select(col(QueueRedirect.reason), func.count()).group_by(col(QueueRedirect.reason))
             )
             redirected = {reason: int(n) for reason, n in rows.all()}
-        with urllib.request.urlopen(
-            f"http://{settings.http.host}:{settings.http.port}/acd/state?delays=1", timeout=5
-        ) as r:
-            delays = [float(x) for x in json.loads(r.read()).get("delays_ms", [])]
+        state = api(settings, "/acd/state?delays=1")
+        delays = [float(x) for x in state.get("delays_ms", [])]
         answered = len(set(connects))
         busiest = current = 0
         for _, step in sorted(spans):

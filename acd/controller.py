@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from acd.redirects import Decision, after_hours, decide, to_action
 from callbacks import tasks
+from callbacks.policy import NumberPolicy
 from core import calls
 from core.centre import Centre
 from core.models import QueueRedirect
@@ -35,10 +36,13 @@ class AcdController:
         store: Store,
         centre: Centre,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        policy: NumberPolicy,
     ) -> None:
         self.store = store
         self.centre = centre
         self.clock = clock
+        self.policy = policy
         self.queues = {q.name: q for q in centre.queues}
         self.send: SendAction | None = None
 
@@ -103,6 +107,7 @@ class AcdController:
         try:
             await tasks.missed(
                 uow,
+                policy=self.policy,
                 number=caller,
                 queue=decision.queue,
                 source="missed",
@@ -110,8 +115,8 @@ class AcdController:
                 delay=missed.delay,
                 note=f"{decision.reason} ({decision.detail})"[:200],
             )
-        except tasks.CallbackError:
-            pass  # no number to call back
+        except tasks.CallbackError as exc:
+            log.info("missed call not called back: %s", exc)  # withheld, or the policy
 
     async def _redirect(self, session: CallSession, decision: Decision, line: str) -> None:
         async with self.store.unit_of_work() as uow:

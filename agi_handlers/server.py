@@ -6,13 +6,19 @@ garbage, and gives every connection its own task that is cancelled at shutdown.
 
 Routes are ``async def handler(session: AgiSession) -> None`` registered by name; the
 dialplan calls them as ``AGI(agi://host:port/<name>?arg=value)``.
+
+Only the PBX may talk to it: a peer not in ``permit`` is closed before a byte is read; at most
+``max_connections`` sessions at once (more are closed at once); and no session lasts longer
+than ``session_limit`` seconds, however slowly its client answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Iterable
 
 from agi_handlers.protocol import (
     AgiProtocolError,
@@ -22,6 +28,7 @@ from agi_handlers.protocol import (
     script_and_args,
 )
 from core import metrics
+from core.settings import Settings
 
 log = logging.getLogger("telephonist.agi")
 
@@ -64,10 +71,33 @@ class AgiSession:
         return parse_result(text)
 
 
+def agi_peers(settings: Settings) -> set[str]:
+    """The addresses FastAGI accepts: the PBX's (``pbx.host``, resolved) and ``agi.permit``."""
+    peers = set(settings.agi.permit)
+    try:
+        for info in socket.getaddrinfo(settings.pbx.host, None, proto=socket.IPPROTO_TCP):
+            peers.add(str(info[4][0]))
+    except OSError as exc:
+        raise ValueError(f"setting 'pbx.host' ({settings.pbx.host!r}): {exc}") from None
+    return peers
+
+
 class AgiServer:
-    def __init__(self, host: str, port: int, *, read_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        read_timeout: float = 10.0,
+        session_limit: float = 60.0,
+        max_connections: int = 100,
+        permit: Iterable[str] = ("127.0.0.1", "::1"),
+    ) -> None:
         self.host, self.port = host, port
         self.read_timeout = read_timeout
+        self.session_limit = session_limit
+        self.max_connections = max_connections
+        self.permit = {ipaddress.ip_address(a) for a in permit}
         self.routes: dict[str, Handler] = {}
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -93,13 +123,39 @@ class AgiServer:
             if self._connections:
                 await asyncio.gather(*self._connections, return_exceptions=True)
 
+    def _permitted(self, peer: object) -> bool:
+        try:
+            address = ipaddress.ip_address(peer[0] if isinstance(peer, tuple) else "")
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return address in self.permit
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        peer = writer.get_extra_info("peername")
+        outcome = "refused"
+        if not self._permitted(peer):
+            log.warning("FastAGI connection from %s refused: not the PBX (agi.permit)", peer)
+        elif len(self._connections) >= self.max_connections:
+            log.warning("FastAGI connection from %s refused: %d sessions open (the cap)",
+                        peer, len(self._connections))  # fmt: skip
+        else:
+            outcome = "error"
+        if outcome == "refused":
+            metrics.AGI_SESSIONS.labels(outcome).inc()
+            writer.close()
+            return
         self._connections.add(task)
-        outcome = "error"
         try:
-            outcome = await self._handle(reader, writer)
+            async with asyncio.timeout(self.session_limit):
+                outcome = await self._handle(reader, writer)
+        except TimeoutError:
+            log.warning("FastAGI session from %s ended: longer than %ss", peer,
+                        self.session_limit)  # fmt: skip
+            outcome = "session_limit"
         finally:
             self._connections.discard(task)
             metrics.AGI_SESSIONS.labels(outcome).inc()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import traceback
 from dataclasses import dataclass
@@ -86,6 +87,33 @@ def agent_password(secret: str, extension: str) -> str:
     return hmac.new(secret.encode(), f"agent:{extension}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
+def host_port(address: str, port: int) -> str:
+    """``address:port`` as SIP writes it (an IPv6 address in brackets).
+
+    >>> host_port("127.0.0.2", 5060), host_port("::1", 5060)
+    ('127.0.0.2:5060', '[::1]:5060')
+    """
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def contact_address(contact: str) -> str | None:
+    """The IP address of a fixed SIP contact, as an ACL entry; None for a host name.
+
+    >>> contact_address("sip:127.0.0.1:25509"), contact_address("sip:2001@10.0.0.7;transport=udp")
+    ('127.0.0.1/255.255.255.255', '10.0.0.7/255.255.255.255')
+    >>> contact_address("sip:[2001:db8::1]:5060"), contact_address("sip:phone.example")
+    ('2001:db8::1/128', None)
+    """
+    rest = contact.split(":", 1)[1] if contact.lower().startswith(("sip:", "sips:")) else contact
+    rest = rest.split(";", 1)[0].rsplit("@", 1)[-1]
+    host = rest[1 : rest.find("]")] if rest.startswith("[") else rest.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return f"{address}/{'255.255.255.255' if address.version == 4 else 128}"
+
+
 @dataclass(frozen=True)
 class FallbackHours:
     """A queue's opening hours as the dialplan fallback checks them."""
@@ -132,6 +160,10 @@ def render_all(settings: Settings, centre: Centre, paths: AsteriskPaths) -> dict
         "centre": centre,
         "paths": paths,
         "bind_address": settings.pbx.bind_address,
+        "sip_address": settings.pbx.sip_address,
+        "ami_address": settings.pbx.ami_address,
+        "ari_address": settings.pbx.ari_address,
+        "host_port": host_port,
         "secrets": {
             "ami": settings.ami_secret,
             "ari": settings.ari_secret,
@@ -140,6 +172,7 @@ def render_all(settings: Settings, centre: Centre, paths: AsteriskPaths) -> dict
         "mailbox_pin": lambda box: mailbox_pin(settings.ami_secret, box),
         "agent_password": lambda ext: agent_password(settings.ami_secret, ext),
         "fallback_hours": fallback_hours,
+        "contact_address": contact_address,
     }
     out: dict[str, str] = {}
     for name in CONFIG_FILES:

@@ -141,7 +141,36 @@ class Sandbox:
         for sub in ("voicemail", "outgoing", "tmp", "monitor", "recording"):
             (self.host_path(paths.spool) / sub).mkdir(exist_ok=True)
         self._install_hosts()
+        self._own(paths, etc)
         return etc / "asterisk.conf"
+
+    def run_ids(self) -> tuple[int, int]:
+        """The uid and gid of ``pbx.run_user`` in the root filesystem (not the host's)."""
+        user = self.settings.pbx.run_user
+        for line in (self.rootfs / "etc/passwd").read_text().splitlines():
+            fields = line.split(":")
+            if len(fields) >= 4 and fields[0] == user:
+                return int(fields[2]), int(fields[3])
+        raise SandboxError(
+            f"pbx.run_user {user!r} does not exist in the sandbox root filesystem {self.rootfs}"
+        )
+
+    def _own(self, paths: AsteriskPaths, etc: Path) -> None:
+        """Asterisk runs as ``pbx.run_user``: it reads its config (root-owned, group-readable,
+        never writable) and owns only the folders it writes (database, spool, run, logs)."""
+        uid, gid = self.run_ids()
+        os.chown(etc, 0, gid)
+        etc.chmod(0o750)
+        for path in etc.iterdir():
+            if path.is_file() and not path.is_symlink():
+                os.chown(path, 0, gid)
+                path.chmod(0o640)
+        for inside in (paths.lib, paths.spool, paths.run, paths.log, paths.cache):
+            top = self.host_path(inside)
+            os.chown(top, uid, gid)
+            for folder, dirs, files in os.walk(top):
+                for name in dirs + files:
+                    os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
 
     def _install_hosts(self) -> None:
         """The host's /etc/hosts with its own name in it: without it every SIP request waits
@@ -166,23 +195,24 @@ class Sandbox:
 
     def _check_ports(self) -> None:
         pbx = self.settings.pbx
-        for key, port, kind in (
-            ("pbx.ami_port", pbx.ami_port, socket.SOCK_STREAM),
-            ("pbx.ari_port", pbx.ari_port, socket.SOCK_STREAM),
-            ("pbx.sip_port", pbx.sip_port, socket.SOCK_DGRAM),
+        for key, address, port, kind in (
+            ("pbx.ami_port", pbx.ami_address, pbx.ami_port, socket.SOCK_STREAM),
+            ("pbx.ari_port", pbx.ari_address, pbx.ari_port, socket.SOCK_STREAM),
+            ("pbx.sip_port", pbx.sip_address, pbx.sip_port, socket.SOCK_DGRAM),
         ):
-            with socket.socket(socket.AF_INET, kind) as s:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            with socket.socket(family, kind) as s:
                 if kind == socket.SOCK_STREAM:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
-                    s.bind((pbx.bind_address, port))
+                    s.bind((address, port))
                 except OSError as exc:
                     if exc.errno == errno.EADDRINUSE:
                         raise SandboxError(
-                            f"port {port} ({key}) on {pbx.bind_address} is already in use by "
+                            f"port {port} ({key}) on {address} is already in use by "
                             "another program; choose another port in the settings"
                         ) from None
-                    raise
+                    raise SandboxError(f"{key}: cannot listen on {address}: {exc}") from None
 
     async def up(self, log: Callable[[str], object] = print) -> Status:
         """Build if needed, render the config, start Asterisk and wait for FullyBooted.

@@ -13,11 +13,12 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from callbacks import tasks
+from callbacks.policy import NumberPolicy
+from core.centre import Centre
 from core.models import CallbackRequest
 from core.stasis import CallEnded, CallSession
 from core.storage import Store
-from ivr.controller import confirm_number
+from ivr.controller import request_callback
 
 if TYPE_CHECKING:
     from acd.controller import AcdController
@@ -27,36 +28,40 @@ log = logging.getLogger("telephonist.callbacks")
 
 
 class QueueCallbackRoute:
-    def __init__(self, store: Store, watcher: QueueWatcher, acd: AcdController) -> None:
+    def __init__(
+        self,
+        store: Store,
+        watcher: QueueWatcher,
+        acd: AcdController,
+        centre: Centre,
+        policy: NumberPolicy,
+    ) -> None:
         self.store = store
         self.watcher = watcher
         self.acd = acd
+        self.centre = centre
+        self.policy = policy
 
     async def __call__(self, session: CallSession) -> None:
         queue = await session.get_var("TELEPHONIST_QUEUE")
         joined = await self._joined(session)
         try:
             await session.answer()
-            number = await confirm_number(session)
-            if number is None:
-                await session.play("sound:pls-hold-while-try")
-                await self.acd.to_queue(session, queue, session.line)
+            place = datetime.fromtimestamp(joined, UTC)
+
+            def task(number: str) -> CallbackRequest:
+                return CallbackRequest(number=number, queue=queue, source="queue",
+                                       channel_id=session.id, line=session.line,
+                                       joined_at=place)  # fmt: skip
+
+            result = await request_callback(session, self.store, self.policy, self.centre, task)
+            if result == "stored":
+                log.info("call %s: callback from %s keeps its place", session.id, queue)
+                await session.hangup()
                 return
-            async with self.store.unit_of_work() as uow:
-                cb = await tasks.create(
-                    uow,
-                    CallbackRequest(
-                        number=number,
-                        queue=queue,
-                        source="queue",
-                        channel_id=session.id,
-                        line=session.line,
-                        joined_at=datetime.fromtimestamp(joined, UTC),
-                    ),
-                )
-            log.info("call %s: callback %s from %s keeps its place", session.id, cb.id, queue)
-            await session.play("sound:auth-thankyou")  # the promise, after the record exists
-            await session.hangup()
+            # No number confirmed, or none allowed: back to the queue (a new place).
+            await session.play("sound:pls-hold-while-try")
+            await self.acd.to_queue(session, queue, session.line)
         except CallEnded:
             pass
 

@@ -38,6 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
 from callbacks import tasks
+from callbacks.policy import NumberPolicy
 from callbacks.tasks import payload
 from core.ami import AmiClient, AmiError, list_channels, outcome_unknown
 from core.centre import Centre
@@ -85,8 +86,10 @@ class CallbackService:
         watcher: QueueWatcher,
         queue_log: QueueLogIngester | None,
         *,
+        policy: NumberPolicy,
         interval: float = 1.0,
     ) -> None:
+        self.policy = policy
         self.store = store
         self.ami = ami
         self.centre = centre
@@ -432,6 +435,7 @@ class CallbackService:
         try:
             cb, created = await tasks.missed(
                 uow,
+                policy=self.policy,
                 number=number,
                 queue=queue,
                 source=source,
@@ -439,6 +443,9 @@ class CallbackService:
                 delay=self.settings.missed.delay,
                 note=f"waited {e.data3}s",
             )
+        except tasks.NumberRefused as exc:
+            log.info("missed call in %s not called back: %s", queue, exc)
+            return
         except tasks.CallbackError:
             return  # withheld or garbage caller ID: nobody to call back
         log.info("missed call from %s in %s: task %s (%s)", number, queue, cb.id,

@@ -12,9 +12,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import col
 
+from callbacks.policy import NumberPolicy, Verdict
 from core.models import CallbackRequest
 from core.storage import UnitOfWork
 
@@ -26,8 +27,24 @@ AUTOMATIC = ("abandoned", "missed", "voicemail")
 """Sources of tasks nobody asked for explicitly: cancelled when the customer is served."""
 
 
+EXPLICIT = ("ivr", "queue")
+"""Sources where a caller asked: rate-limited per caller number."""
+
+
 class CallbackError(ValueError):
     """A bad callback request: the message names the field."""
+
+
+class NumberRefused(CallbackError):
+    """The centre's number policy does not allow dialling this number back."""
+
+    def __init__(self, number: str, verdict: Verdict) -> None:
+        super().__init__(f"number: {number!r} is not called back: {verdict.why}")
+        self.verdict = verdict
+
+
+class TooManyRequests(CallbackError):
+    """This caller number asked for more callbacks than ``requests_per_caller`` allows."""
 
 
 def normalise(number: str, field: str = "number") -> str:
@@ -63,18 +80,84 @@ def payload(cb: CallbackRequest, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def create(uow: UnitOfWork, cb: CallbackRequest) -> CallbackRequest:
-    """Store an explicit request (IVR, queue, CLI) and publish ``callbacks/requested``."""
-    cb.number = normalise(cb.number)
+def allowed(policy: NumberPolicy, number: str, override: str = "") -> str:
+    """``number`` as digits to dial if the centre's policy allows it (or an admin overrides
+    it: ``override`` says who and is kept); else :class:`NumberRefused`. Emergency
+    numbers are never dialled back, override or not."""
+    digits = normalise(number)
+    verdict = policy.check(number)
+    if not verdict.allowed and (not override or verdict.reason == "emergency"):
+        raise NumberRefused(number, verdict)
+    return digits
+
+
+async def open_task(uow: UnitOfWork, digits: str) -> CallbackRequest | None:
+    """The oldest task that will still call ``digits``, if any."""
+    return (
+        await uow.session.execute(
+            select(CallbackRequest)
+            .where(col(CallbackRequest.number) == digits)
+            .where(col(CallbackRequest.state).in_(OPEN))
+            .order_by(col(CallbackRequest.id))
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def create(
+    uow: UnitOfWork,
+    cb: CallbackRequest,
+    *,
+    policy: NumberPolicy,
+    limit: tuple[int, int] | None = None,
+    merge: bool = True,
+    override: str = "",
+    now: datetime | None = None,
+) -> tuple[CallbackRequest, bool]:
+    """Store an explicit request (IVR, queue, CLI) and publish ``callbacks/requested``.
+
+    The number must pass ``policy`` (:func:`allowed`). With ``merge``, a number that already
+    has an open task gets that task (its ``merged`` count goes up), never a second call.
+    ``limit`` = (requests, seconds): the caller number ``cb.requested_by`` may have made at
+    most that many requests in that time (:class:`TooManyRequests`). Returns (task, created).
+    """
+    now = now or datetime.now(UTC)
+    cb.number = allowed(policy, cb.number, override)
+    if merge:
+        existing = await open_task(uow, cb.number)
+        if existing is not None:
+            existing.merged += 1
+            uow.emit("callbacks", "merged", payload(existing, merged=existing.merged,
+                                                    via=cb.source))  # fmt: skip
+            return existing, False
+    if limit is not None and cb.requested_by:
+        most, seconds = limit
+        made = (
+            await uow.session.execute(
+                select(func.count())
+                .select_from(CallbackRequest)
+                .where(col(CallbackRequest.requested_by) == cb.requested_by)
+                .where(col(CallbackRequest.source).in_(EXPLICIT))
+                .where(col(CallbackRequest.requested_at) >= now - timedelta(seconds=seconds))
+            )
+        ).scalar_one()
+        if made >= most:
+            raise TooManyRequests(
+                f"caller {cb.requested_by}: {made} callbacks asked for within {seconds}s "
+                f"(callbacks.requests_per_caller: {most})"
+            )
+    cb.requested_at = now
     uow.session.add(cb)
     await uow.session.flush()
-    uow.emit("callbacks", "requested", payload(cb, channel_id=cb.channel_id))
-    return cb
+    extra = {"override": override} if override else {}
+    uow.emit("callbacks", "requested", payload(cb, channel_id=cb.channel_id, **extra))
+    return cb, True
 
 
 async def missed(
     uow: UnitOfWork,
     *,
+    policy: NumberPolicy,
     number: str,
     queue: str,
     source: str,
@@ -84,9 +167,10 @@ async def missed(
     note: str = "",
 ) -> tuple[CallbackRequest, bool]:
     """A missed call from ``number``: a new task, or the open one requested within
-    ``window`` seconds (its ``merged`` count goes up). Returns (task, created)."""
+    ``window`` seconds (its ``merged`` count goes up). Returns (task, created). A caller ID
+    the policy refuses makes no task (:class:`NumberRefused`)."""
     now = now or datetime.now(UTC)
-    digits = normalise(number)
+    digits = allowed(policy, number)
     since = now - timedelta(seconds=window)
     existing = (
         await uow.session.execute(

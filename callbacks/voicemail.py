@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from callbacks import tasks
+from callbacks.policy import NumberPolicy
 from core.ami import AmiClient
 from core.centre import Centre, Mailbox
 from core.models import VoicemailMessage
@@ -82,8 +83,10 @@ class VoicemailWatcher:
         spool: Path,
         smtp: SmtpSettings,
         *,
+        policy: NumberPolicy,
         interval: float = 30.0,
     ) -> None:
+        self.policy = policy
         self.store = store
         self.centre = centre
         self.spool = spool
@@ -181,6 +184,7 @@ class VoicemailWatcher:
                 try:
                     cb, _created = await tasks.missed(
                         uow,
+                        policy=self.policy,
                         number=number,
                         queue=queue,
                         source="voicemail",
@@ -189,8 +193,8 @@ class VoicemailWatcher:
                         note=f"voicemail {mailbox.box} #{message.id}",
                     )
                     message.callback_id = cb.id
-                except tasks.CallbackError:
-                    pass  # a caller ID that is not a number to dial
+                except tasks.CallbackError as exc:
+                    log.info("voicemail %s: no callback (%s)", message.id, exc)
             uow.emit("voicemail", "new", _payload(message))
         log.info("voicemail %s in %s from %r (%ss)", message.id, mailbox.box, number,
                  message.duration)  # fmt: skip

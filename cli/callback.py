@@ -6,6 +6,8 @@ ever deleted: a cancelled one stays with its reason.
 
 from __future__ import annotations
 
+import getpass
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, TypeVar
@@ -18,12 +20,14 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from callbacks import tasks
+from callbacks.policy import NumberPolicy
 from callbacks.tasks import CallbackError
-from cli.common import with_store
+from cli.common import state, with_store
 from core.centre import Centre
 from core.models import CallbackAttempt, CallbackRequest
 from core.storage import Store
 
+log = logging.getLogger("telephonist.callbacks")
 app = typer.Typer(help="Callback tasks: list, add, cancel, retry.")
 T = TypeVar("T")
 STATES = ("pending", "queued", "connected", "done", "failed", "cancelled")
@@ -114,11 +118,23 @@ def add(
         str | None, typer.Option(help="For this agent (anyone after promote_after)")
     ] = None,
     note: Annotated[str, typer.Option(help="What the call is about")] = "",
+    allow_any_number: Annotated[
+        bool,
+        typer.Option(
+            "--allow-any-number",
+            help="Dial it even if the centre's number policy refuses it (not an emergency "
+            "number); logged, and kept in the task's event",
+        ),
+    ] = False,
 ) -> None:
-    """Schedule a callback (for anyone, or for a named agent)."""
+    """Schedule a callback (for anyone, or for a named agent). The number must pass the
+    centre's number policy (callbacks.numbers); a number that already has an open task gets
+    that one, unless this one is scheduled (--at) or for a named agent."""
+    region = state(ctx).settings().dialer.region
+    override = f"admin {getpass.getuser()} (--allow-any-number)" if allow_any_number else ""
 
-    async def go(store: Store, centre: Centre) -> CallbackRequest:
-        digits = tasks.normalise(number, "NUMBER")
+    async def go(store: Store, centre: Centre) -> tuple[CallbackRequest, bool]:
+        tasks.normalise(number, "NUMBER")
         target = queue or centre.callbacks.queue
         if target is None:
             raise CallbackError("--queue: needed (the centre sets no callbacks.queue)")
@@ -143,16 +159,30 @@ def add(
                 raise CallbackError(f"--at: {at} {tz} is in the past")
         if len(note) > 200 or not note.isprintable():
             raise CallbackError("--note: at most 200 printable characters")
+        policy = NumberPolicy(centre.callbacks.numbers, region)
         async with store.unit_of_work() as uow:
-            return await tasks.create(
-                uow,
-                CallbackRequest(
-                    number=digits, queue=target, source="manual", due_at=due, timezone=tz,
-                    agent=agent or "", note=note,
-                ),
-            )  # fmt: skip
+            try:
+                return await tasks.create(
+                    uow,
+                    CallbackRequest(
+                        number=number, queue=target, source="manual", due_at=due, timezone=tz,
+                        agent=agent or "", note=note,
+                    ),
+                    policy=policy, merge=due is None and agent is None, override=override,
+                )  # fmt: skip
+            except tasks.NumberRefused as exc:
+                hint = "" if exc.verdict.reason == "emergency" else " (--allow-any-number)"
+                raise CallbackError(f"NUMBER: {number!r} is {exc.verdict.why}: refused by the "
+                                    f"centre's number policy{hint}") from None  # fmt: skip
 
-    cb = _run(ctx, go)
+    cb, created = _run(ctx, go)
+    if override:
+        log.warning("callback %s to %s: number policy overridden by %s", cb.id, cb.number,
+                    override)  # fmt: skip
+    if not created:
+        typer.echo(f"callback {cb.id}: {cb.number} already has this open task ({cb.state}); "
+                   "no second one")  # fmt: skip
+        return
     when = f"at {_when(cb.due_at)} UTC" if cb.due_at else "now"
     typer.echo(f"callback {cb.id}: {cb.number} by {cb.agent or 'anyone in ' + cb.queue}, {when}")
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import typer
 
 from cli.common import errors, state
 from core.centre import load_centre
+from core.files import ExportError, open_export
+from core.http_client import ApiError, api, url
 from ivr.definitions import available_prompts
 from ivr.graph import to_dot, to_text
 from ivr.loader import IvrError, MenuSet, load_menus
@@ -95,17 +95,26 @@ def graph(
     dot = to_dot(c, root)
     fmt = out.suffix.lstrip(".").lower()
     if fmt == "dot":
-        out.write_text(dot)
+        data = dot.encode()
     elif fmt in ("png", "svg"):
         if shutil.which("dot") is None:
             typer.secho(
                 "error: Graphviz 'dot' is not installed (apt-get install graphviz)", err=True
             )
             raise typer.Exit(2)
-        subprocess.run(["dot", f"-T{fmt}", "-o", str(out)], input=dot.encode(), check=True)
+        # Drawn to a pipe and written by us: never through a link planted at --out.
+        data = subprocess.run(
+            ["dot", f"-T{fmt}"], input=dot.encode(), capture_output=True, check=True
+        ).stdout
     else:
         typer.secho("error: --out must end in .png, .svg or .dot", err=True)
         raise typer.Exit(2)
+    try:
+        with open_export(out, "wb") as fh:
+            fh.write(data)
+    except ExportError as exc:
+        typer.secho(f"error: --out {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"wrote {out}")
 
 
@@ -113,21 +122,25 @@ def graph(
 def reload(ctx: typer.Context) -> None:
     """Make a running `serve` load the menu file again (calls in a menu finish on theirs)."""
     s = state(ctx).settings()
-    url = f"http://{s.http.host}:{s.http.port}/ivr/reload"
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10) as r:
-            body = json.loads(r.read())
+        body = api(s, "/ivr/reload", method="POST", timeout=10)
         typer.echo(f"menus reloaded: version {body['version']} from {body['source']}")
-    except urllib.error.HTTPError as exc:
-        body = json.loads(exc.read() or b"{}")
-        for problem in body.get("problems", []):
+    except ApiError as exc:
+        if exc.status != 422:
+            typer.secho(f"error: serve refused the reload: {exc}", err=True)
+            raise typer.Exit(2) from None
+        for problem in exc.body.get("problems", []):
             typer.echo(problem)
         typer.secho(
-            f"refused: {body.get('error')}; still running version {body.get('running')}", err=True
+            f"refused: {exc.body.get('error')}; still running version {exc.body.get('running')}",
+            err=True,
         )
         raise typer.Exit(1) from None
     except OSError as exc:
-        typer.secho(f"error: telephonist serve is not answering at {url}: {exc}", err=True)
+        typer.secho(
+            f"error: telephonist serve is not answering at {url(s, '/ivr/reload')}: {exc}",
+            err=True,
+        )
         raise typer.Exit(2) from None
 
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 import typer
@@ -17,6 +14,7 @@ from rich.table import Table
 from acd.report import REASONS, redirects_since, start_of_today
 from cli.common import state
 from core.centre import Centre
+from core.http_client import ApiError, api
 from core.settings import Settings
 from core.storage import Store
 
@@ -24,12 +22,14 @@ app = typer.Typer(help="Queues: live status and today's redirects.")
 
 
 def _live(settings: Settings) -> dict[str, Any] | None:
-    url = f"http://{settings.http.host}:{settings.http.port}/acd/state"
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return json.loads(r.read())
-    except (OSError, ValueError, urllib.error.HTTPError):
+        body = api(settings, "/acd/state", timeout=2)
+    except ApiError as exc:
+        typer.secho(f"serve refused the live state: {exc}", err=True)
         return None
+    except (OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def _redirects(settings: Settings, tz: str) -> dict[str, dict[str, int]]:

@@ -249,15 +249,21 @@ class AmiClient:
                         self.link.log.exception("AMI event handler failed on %s", name)
 
 
-async def list_channels(ami: AmiClient, field: str) -> list[str]:
-    """``field`` (``Channel``, ``Uniqueid``...) of every channel Asterisk has now
-    (``CoreShowChannels``): what reconciliations compare their open records with."""
+async def channels(ami: AmiClient) -> list[dict[str, str]]:
+    """Every channel Asterisk has now, as ``CoreShowChannels`` describes it (``Channel``,
+    ``Uniqueid``, ``Context``, ``Application``...)."""
     response: Any = await ami.send({"Action": "CoreShowChannels"}, as_list=True)
     return [
-        str(m.get(field, ""))
+        {str(k): str(v) for k, v in m.items()}
         for m in (response if isinstance(response, list) else [])
         if m.get("Event") == "CoreShowChannel"
     ]
+
+
+async def list_channels(ami: AmiClient, field: str) -> list[str]:
+    """``field`` (``Channel``, ``Uniqueid``...) of every channel Asterisk has now: what
+    reconciliations compare their open records with."""
+    return [c.get(field, "") for c in await channels(ami)]
 
 
 async def probe_fully_booted(

@@ -16,11 +16,12 @@ from acd.agents import AgentService
 from acd.controller import AcdController
 from acd.queue_log import QueueLogIngester, sandbox_queue_log
 from acd.watcher import QueueWatcher
-from agi_handlers.disposition import disposition_route
+from agi_handlers.disposition import agent_channel, disposition_route
 from agi_handlers.selftest import selftest_route
-from agi_handlers.server import AgiServer
+from agi_handlers.server import AgiServer, agi_peers
 from agi_handlers.vip import vip_lookup_route
 from callbacks.capture import QueueCallbackRoute
+from callbacks.policy import NumberPolicy
 from callbacks.service import CallbackService
 from callbacks.voicemail import VoicemailWatcher, sandbox_spool
 from core import calls
@@ -72,12 +73,21 @@ class Service:
         )
         self.publisher = OutboxPublisher(self.store, settings.mqtt)
         self.agi = AgiServer(
-            settings.agi.host, settings.agi.port, read_timeout=settings.agi.read_timeout
+            settings.agi.host,
+            settings.agi.port,
+            read_timeout=settings.agi.read_timeout,
+            session_limit=settings.agi.session_limit,
+            max_connections=settings.agi.max_connections,
+            permit=agi_peers(settings),
         )
         self.agi.route("selftest", selftest_route(self.store))
-        self.agi.route("disposition", disposition_route(self.store, self.centre))
+        self.agi.route(
+            "disposition", disposition_route(self.store, self.centre, agent_channel(self.ami))
+        )
         routes = {"demo": demo_route(self.store)}
-        self.acd = AcdController(self.store, self.centre)
+        # Numbers that come from callers are dialled back only under the centre's policy.
+        policy = NumberPolicy(self.centre.callbacks.numbers, settings.dialer.region)
+        self.acd = AcdController(self.store, self.centre, policy=policy)
         self.watcher = QueueWatcher(self.ami, self.store, self.centre)
         self.agents = AgentService(self.ami, self.store, self.centre)
         self.ami.on_connect(self._restore_agents)
@@ -89,9 +99,11 @@ class Service:
             self.queue_log.hooks.append(calls.on_queue_log)
         routes["acd-redirect"] = self.acd.redirect
         routes["queue"] = self.acd.line
-        routes["queue-callback"] = QueueCallbackRoute(self.store, self.watcher, self.acd)
+        routes["queue-callback"] = QueueCallbackRoute(
+            self.store, self.watcher, self.acd, self.centre, policy
+        )
         self.callbacks = CallbackService(
-            self.store, self.ami, self.centre, self.watcher, self.queue_log
+            self.store, self.ami, self.centre, self.watcher, self.queue_log, policy=policy
         )
         self.dialer = DialerService(
             self.store, self.ami, self.watcher, self.queue_log,
@@ -102,12 +114,12 @@ class Service:
         if spool is None and pbx.mode == "sandbox":
             spool = sandbox_spool(rootfs, pbx.instance)
         self.voicemail = (
-            VoicemailWatcher(self.store, self.ami, self.centre, spool, settings.smtp)
+            VoicemailWatcher(self.store, self.ami, self.centre, spool, settings.smtp, policy=policy)
             if spool is not None
             else None
         )
         if self.registry is not None:
-            ivr = IvrController(self.store, self.registry, self.centre, acd=self.acd)
+            ivr = IvrController(self.store, self.registry, self.centre, acd=self.acd, policy=policy)
             routes |= {"ivr": ivr.start, "ivr-resume": ivr.resume}
             self.agi.route("vip-lookup", vip_lookup_route(self.registry))
         self.stasis = StasisDispatcher(self.ari, routes)
@@ -122,6 +134,8 @@ class Service:
             registry=self.registry,
             queue_state=self.watcher,
             loops=self.loops,
+            token=settings.http_token,
+            allowed_hosts=settings.http.allowed_hosts,
         )
         self._add_loops()
 

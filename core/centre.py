@@ -225,8 +225,60 @@ class MissedCalls(_Def):
     ago joins that task instead of creating a second one."""
 
 
+NUMBER_TYPES = (
+    "fixed_line", "mobile", "fixed_line_or_mobile", "toll_free", "premium_rate", "shared_cost",
+    "voip", "personal_number", "pager", "uan", "voicemail",
+)  # fmt: skip
+"""libphonenumber's number types, as ``callbacks.numbers.types`` names them."""
+
+
+class CallbackNumbers(_Def):
+    """Which numbers that came from outside (typed by a caller, a caller ID) the centre
+    dials back (``callbacks/policy.py``). Emergency numbers: never."""
+
+    countries: list[str] = Field(default_factory=list)
+    """Countries (ISO 3166 codes) called back besides the home one (``dialer.region``)."""
+    prefixes: list[str] = Field(default_factory=list)
+    """Digit prefixes always called back, whatever their type (the centre's own ranges)."""
+    types: list[str] = Field(
+        default_factory=lambda: ["fixed_line", "mobile", "fixed_line_or_mobile", "toll_free"]
+    )
+    """The number types called back; premium-rate, shared-cost and the rest are refused."""
+
+    @field_validator("countries")
+    @classmethod
+    def _countries(cls, v: list[str]) -> list[str]:
+        for c in v:
+            if not re.fullmatch(r"[A-Z]{2}", c):
+                raise ValueError(f"{c!r} is not a country code (two capital letters, e.g. GB)")
+        return v
+
+    @field_validator("prefixes")
+    @classmethod
+    def _prefixes(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not re.fullmatch(r"[0-9]{1,15}", p):
+                raise ValueError(f"{p!r} is not a digit prefix (1-15 digits, no +)")
+        return v
+
+    @field_validator("types")
+    @classmethod
+    def _types(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if t not in NUMBER_TYPES:
+                raise ValueError(f"{t!r} is not a number type ({', '.join(NUMBER_TYPES)})")
+        return v
+
+
 class Callbacks(_Def):
     """How callbacks are placed: an agent first, then the customer through ``trunk``."""
+
+    numbers: CallbackNumbers = Field(default_factory=CallbackNumbers)
+    requests_per_caller: int = Field(default=3, ge=1, le=1000)
+    """Callbacks one caller number may ask for (IVR, queue) within ``requests_window``;
+    beyond, they hear that the service is not available on their line."""
+    requests_window: int = Field(default=86400, ge=60, le=30 * 86400)
+    """Seconds over which ``requests_per_caller`` is counted."""
 
     trunk: str | None = Field(default=None, pattern=NAME)
     """The outside line customers are dialled through. Empty: callbacks are stored but

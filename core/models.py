@@ -91,6 +91,8 @@ class CallbackRequest(SQLModel, table=True):
     requested_at: datetime = Field(
         default_factory=utcnow, sa_column=_ts(index=True, nullable=False)
     )
+    requested_by: str = Field(default="", index=True, max_length=32)
+    """The caller ID of the call that asked (IVR, queue): what the per-caller limit counts."""
     state: str = Field(default="pending", index=True, max_length=20)
     joined_at: datetime | None = Field(default=None, sa_column=_ts())
     """When the caller joined the queue: the place kept for them (callers who joined

@@ -11,6 +11,7 @@ with mode 0600, so the rendered Asterisk config and the clients always agree.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import socket
@@ -54,9 +55,18 @@ class PbxSettings(_Section):
     host: str = "127.0.0.1"
     """Where telephonist reaches Asterisk."""
     bind_address: str = "127.0.0.1"
-    """Where the rendered Asterisk listens (AMI, HTTP/ARI, SIP). Loopback unless you must."""
+    """Where the rendered Asterisk listens unless one of the three below says otherwise.
+    Loopback unless you must."""
+    sip_bind_address: str | None = None
+    """SIP's own address (e.g. the one phones and trunks reach); AMI and ARI stay on theirs."""
+    ami_bind_address: str | None = None
+    """AMI's own address (empty: ``bind_address``)."""
+    ari_bind_address: str | None = None
+    """ARI's own address, Asterisk's HTTP server (empty: ``bind_address``)."""
     manager_permit: str = "127.0.0.1/255.255.255.255"
-    """The only network allowed to log in to AMI."""
+    """The networks allowed to log in to AMI (``addr/mask``, several with commas)."""
+    ari_permit: str = "127.0.0.1/255.255.255.255"
+    """The networks allowed to reach ARI (``addr/mask``, several with commas)."""
     ami_port: int = Field(default=15038, ge=1, le=65535)
     ari_port: int = Field(default=18088, ge=1, le=65535)
     sip_port: int = Field(default=15060, ge=1, le=65535)
@@ -83,6 +93,42 @@ class PbxSettings(_Section):
     """External mode: the Asterisk sounds folder for your language, to check prompt names."""
     boot_timeout: float = Field(default=90.0, gt=0)
     debian_suite: str = "sid"
+
+    @field_validator("bind_address", "sip_bind_address", "ami_bind_address", "ari_bind_address")
+    @classmethod
+    def _an_address(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ipaddress.ip_address(v)
+            except ValueError:
+                raise ValueError("must be an IP address (Asterisk binds to addresses)") from None
+        return v
+
+    @field_validator("manager_permit", "ari_permit")
+    @classmethod
+    def _networks(cls, v: str) -> str:
+        for part in v.split(","):
+            try:
+                ipaddress.ip_network(part.strip().replace("/255.255.255.255", "/32"), strict=False)
+            except ValueError:
+                raise ValueError(f"{part.strip()!r} is not addr/mask") from None
+        return v
+
+    @property
+    def sip_address(self) -> str:
+        return self.sip_bind_address or self.bind_address
+
+    @property
+    def ami_address(self) -> str:
+        return self.ami_bind_address or self.bind_address
+
+    @property
+    def ari_address(self) -> str:
+        return self.ari_bind_address or self.bind_address
+
+    run_user: str = Field(default="asterisk", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    """The system user (and group) Asterisk runs as: it starts as root, then drops to this
+    user before loading any module. The sandbox uses its root filesystem's own ``asterisk``."""
 
 
 class StorageSettings(_Section):
@@ -126,7 +172,24 @@ class MqttSettings(_Section):
 
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
+    """Where serve's HTTP endpoint listens (loopback unless you must)."""
     port: int = Field(default=18080, ge=1, le=65535)
+    token: SecretStr | None = None
+    """The key every route but ``/healthz`` and ``/metrics`` (from loopback) needs, sent as
+    ``Authorization: Bearer <token>``. Empty: generated once into secrets.toml
+    (``http_token``); the CLI reads it from there."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Names a request's ``Host`` header may carry besides ``localhost``, the loopback
+    addresses and ``host`` itself (e.g. the name a reverse proxy forwards). Any other is
+    refused: a web page cannot reach the endpoint through DNS rebinding."""
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not name or any(c in name for c in "/ @:") or not name.isprintable():
+                raise ValueError(f"{name!r} is not a host name (no port, scheme or path)")
+        return [name.lower() for name in v]
 
 
 class AgiSettings(_Section):
@@ -134,6 +197,13 @@ class AgiSettings(_Section):
     port: int = Field(default=14573, ge=1, le=65535)
     read_timeout: float = Field(default=10.0, gt=0)
     """A FastAGI client that sends nothing for this long is disconnected."""
+    session_limit: float = Field(default=60.0, gt=0)
+    """No FastAGI session lasts longer than this, whatever its client does (seconds)."""
+    max_connections: int = Field(default=100, ge=1, le=10_000)
+    """Connections beyond this many at once are closed at once (counted as refused)."""
+    permit: list[str] = Field(default_factory=list)
+    """Addresses FastAGI accepts besides the PBX's own (``pbx.host``); any other peer is
+    closed before it is read."""
 
 
 class SmtpSettings(_Section):
@@ -213,6 +283,11 @@ class Settings(BaseSettings):
         assert self.pbx.ari_secret is not None, "load_settings() fills secrets"
         return self.pbx.ari_secret.get_secret_value()
 
+    @property
+    def http_token(self) -> str:
+        assert self.http.token is not None, "load_settings() fills secrets"
+        return self.http.token.get_secret_value()
+
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets replaced by ``'********'`` (and the
         password inside ``storage.url``)."""
@@ -230,7 +305,11 @@ def _safe_topic_word(name: str) -> str:
 def _mask(data: Any) -> Any:
     if isinstance(data, dict):
         return {
-            k: ("********" if v is not None and ("secret" in k or "password" in k) else _mask(v))
+            k: (
+                "********"
+                if v is not None and ("secret" in k or "password" in k or k == "token")
+                else _mask(v)
+            )
             for k, v in data.items()
         }
     return data
@@ -293,12 +372,20 @@ def mask_url(url: str) -> str:
         return "(unreadable URL)"
 
 
+_SECRETS = {
+    "ami_secret": ("pbx", "ami_secret"),
+    "ari_secret": ("pbx", "ari_secret"),
+    "crm_ami_secret": ("pbx", "crm_ami_secret"),
+    "http_token": ("http", "token"),
+}
+"""Each generated secret: its name in secrets.toml -> (settings section, field)."""
+
+
 def _ensure_secrets(settings: Settings) -> Settings:
     """Fill empty secrets from ``<data_dir>/secrets.toml``, generating them the first time."""
     needed = {
-        "ami_secret": settings.pbx.ami_secret,
-        "ari_secret": settings.pbx.ari_secret,
-        "crm_ami_secret": settings.pbx.crm_ami_secret,
+        name: getattr(getattr(settings, section), field)
+        for name, (section, field) in _SECRETS.items()
     }
     if settings.data_dir.exists():
         ensure_private_dir(settings.data_dir)
@@ -327,10 +414,17 @@ def _ensure_secrets(settings: Settings) -> Settings:
             for k, v in sorted(stored.items()):
                 fh.write(f'{k} = "{v}"\n')
         os.replace(tmp, path)
-    pbx = settings.pbx.model_copy(
-        update={name: SecretStr(stored[name]) for name, value in needed.items() if value is None}
+    sections: dict[str, dict[str, SecretStr]] = {}
+    for name, value in needed.items():
+        if value is None:
+            section, field = _SECRETS[name]
+            sections.setdefault(section, {})[field] = SecretStr(stored[name])
+    return settings.model_copy(
+        update={
+            section: getattr(settings, section).model_copy(update=fields)
+            for section, fields in sections.items()
+        }
     )
-    return settings.model_copy(update={"pbx": pbx})
 
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:

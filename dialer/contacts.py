@@ -25,7 +25,6 @@ from __future__ import annotations
 import codecs
 import csv
 import json
-import os
 import re
 import time
 import zipfile
@@ -41,6 +40,7 @@ from phonenumbers import timezone as pn_timezone
 from sqlalchemy import func, insert, select
 from sqlmodel import col
 
+from core.files import ExportError, open_export
 from core.models import Contact, ContactList, ContactPhone, DncEntry, utcnow
 from core.storage import Store
 
@@ -519,14 +519,9 @@ class _Rejects:
     def add(self, line: int, reason: str, values: dict[str, str]) -> None:
         if self._fh is None:
             try:
-                fd = os.open(
-                    self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600
-                )
-            except OSError as exc:
-                raise ImportFileError(
-                    f"{self.path}: the rejects file cannot be written ({exc.strerror})"
-                ) from None
-            self._fh = os.fdopen(fd, "w", newline="")
+                self._fh = open_export(self.path, newline="")
+            except ExportError as exc:
+                raise ImportFileError(f"the rejects file: {exc}") from None
             self._writer = csv.writer(self._fh)
             self._writer.writerow(["line", "reason", *self.header])
         self._writer.writerow([line, reason, *(_safe(values.get(h, "")) for h in self.header)])

@@ -32,6 +32,7 @@ from sqlmodel import col
 
 from asterisk_conf.sandbox import Sandbox
 from core.ami import AmiClient
+from core.http_client import api
 from core.models import Call
 from core.settings import Settings, load_settings
 from core.simcall import dtmf_scenario
@@ -277,15 +278,11 @@ async def _wait_healthy(settings: Settings, timeout: float = 30) -> None:
 
 
 def _latency_reset(settings: Settings) -> None:
-    url = f"http://{settings.http.host}:{settings.http.port}/ivr/latency?reset=1"
-    with urllib.request.urlopen(url, timeout=5):
-        pass
+    api(settings, "/ivr/latency/reset", method="POST")
 
 
 def _latency_samples(settings: Settings) -> list[float]:
-    url = f"http://{settings.http.host}:{settings.http.port}/ivr/latency"
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return [float(x) for x in json.loads(r.read())["ms"]]
+    return [float(x) for x in api(settings, "/ivr/latency")["ms"]]
 
 
 def _plain_latencies(events: list[dict[str, str]]) -> list[float]:

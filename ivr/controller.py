@@ -23,6 +23,7 @@ from sqlmodel import col
 
 from acd.controller import AcdController
 from callbacks import tasks
+from callbacks.policy import NumberPolicy
 from core import calls, metrics
 from core.centre import Centre
 from core.models import CallbackRequest, IvrStep
@@ -91,12 +92,15 @@ class IvrController:
         centre: Centre,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         acd: AcdController | None = None,
+        *,
+        policy: NumberPolicy,
     ) -> None:
         self.store = store
         self.registry = registry
         self.centre = centre
         self.clock = clock
         self.acd = acd
+        self.policy = policy
         if acd is not None:
             acd.send = self.send
         self.extensions = frozenset(e.number for e in centre.extensions)
@@ -330,37 +334,93 @@ class IvrController:
 
     async def _callback(self, session: CallSession, entry: Entry, queue: str) -> None:
         """Confirm the number to call, store the request, and only then confirm it."""
-        number = await confirm_number(session)
-        if number is None:
-            await session.play("sound:goodbye")
-            await session.hangup()
-            return
-        async with self.store.unit_of_work() as uow:
+
+        def task(number: str) -> CallbackRequest:
             # Their place: as if they had joined the queue now (virtual hold).
-            await tasks.create(
-                uow,
-                CallbackRequest(
-                    number=number,
-                    queue=queue,
-                    channel_id=session.id,
-                    line=entry.name,
-                    joined_at=datetime.now(UTC),
-                ),
-            )
-        await session.play("sound:auth-thankyou")  # the promise, after the record exists
+            return CallbackRequest(number=number, queue=queue, channel_id=session.id,
+                                   line=entry.name, joined_at=datetime.now(UTC))  # fmt: skip
+
+        result = await request_callback(session, self.store, self.policy, self.centre, task)
+        if result != "stored":
+            await session.play("sound:goodbye")
         await session.hangup()
 
 
-async def confirm_number(session: CallSession) -> str | None:
+async def request_callback(
+    session: CallSession,
+    store: Store,
+    policy: NumberPolicy,
+    centre: Centre,
+    task: Callable[[str], CallbackRequest],
+) -> str:
+    """A caller asks to be called back: confirm a number (theirs or one they type), store the
+    task — only a number the centre's policy allows, at most ``requests_per_caller`` per
+    caller number, the number's open task if it has one — and only then say thank you.
+
+    A refused number is explained ("your call cannot be completed as dialled") and the caller
+    may type another (three tries); a caller over the limit hears that the service is not
+    available on their line. Returns ``stored``, ``refused``, ``limited`` or ``none``."""
+    refused: set[str] = set()
+    requested_by = session.caller_number.lstrip("+")
+    requested_by = requested_by if requested_by.isdigit() else "anonymous"
+    rules = centre.callbacks
+    for _ in range(3):
+        number = await confirm_number(session, refused)
+        if number is None:
+            return "none"
+        cb = task(number)
+        cb.requested_by = requested_by
+        try:
+            async with store.unit_of_work() as uow:
+                cb, created = await tasks.create(
+                    uow, cb, policy=policy,
+                    limit=(rules.requests_per_caller, rules.requests_window),
+                )  # fmt: skip
+        except tasks.NumberRefused as exc:
+            log.info("call %s: callback to %s refused: %s", session.id, number, exc.verdict.why)
+            await _tell(store, "refused", session, cb, exc.verdict.reason)
+            refused.add(number)
+            await session.play("sound:cannot-complete-as-dialed")
+            continue
+        except tasks.TooManyRequests as exc:
+            log.warning("call %s: %s", session.id, exc)
+            await _tell(store, "limited", session, cb, "requests_per_caller")
+            await session.play("sound:im-sorry")
+            await session.play("sound:feature-not-avail-line")
+            return "limited"
+        log.info("call %s: callback %s for %s (%s)", session.id, cb.id, number,
+                 "new" if created else "already open")  # fmt: skip
+        await session.play("sound:auth-thankyou")  # the promise, after the record exists
+        return "stored"
+    return "refused"
+
+
+async def _tell(
+    store: Store, event: str, session: CallSession, cb: CallbackRequest, reason: str
+) -> None:
+    """``callbacks/refused`` or ``callbacks/limited``: a request that made no task, for the
+    records and for CRMs (who asked, for which number, why)."""
+    async with store.unit_of_work() as uow:
+        uow.emit("callbacks", event, {"number": cb.number, "queue": cb.queue,
+                                      "source": cb.source, "requested_by": cb.requested_by,
+                                      "channel_id": session.id, "reason": reason})  # fmt: skip
+
+
+async def confirm_number(session: CallSession, refused: set[str] | None = None) -> str | None:
     """The number to call back: the caller's own (read back, 1 confirms) or digits they
-    type; None after three failed tries. Only digits come out of here."""
+    type; None after three failed tries. Only digits come out of here. A number in
+    ``refused`` (the policy said no) is not offered again."""
     number = session.caller_number if re.fullmatch(r"\+?[0-9]{3,20}", session.caller_number) else ""
     number = number.lstrip("+")
+    if number in (refused or ()):
+        number = ""
     for _attempt in range(3):
         if number:
             prompt = [
                 "sound:you-entered",
-                f"digits:{number}",
+                # One sound per digit, not "digits:": ARI's stop only skips the current digit
+                # of a "digits:" media, so a caller pressing 1 would hear the rest read out.
+                *(f"sound:digits/{d}" for d in number),
                 "sound:if-correct-press",
                 "sound:digits/1",
             ]

@@ -23,9 +23,10 @@ from acd.queue_log import QueueLogIngester
 from acd.state import Member, WaitingCaller
 from acd.watcher import QueueWatcher
 from callbacks import tasks
+from callbacks.policy import NumberPolicy
 from callbacks.service import CallbackService
 from core.ami import AmiClient, AmiTimeout, AmiUnavailable
-from core.centre import Centre
+from core.centre import CallbackNumbers, Centre
 from core.models import CallbackAttempt, CallbackRequest
 from core.storage import Store
 
@@ -37,6 +38,8 @@ CENTRE = Centre.model_validate(
         "callbacks": {"trunk": "t", "max_attempts": 2, "retry_delay": 60, "promote_after": 300},
     }
 )
+POLICY = NumberPolicy(CallbackNumbers(prefixes=["555"]), "US")
+"""The test numbers (555...) are the centre's own range; everything else is judged."""
 
 
 class FakeAmi:
@@ -78,7 +81,7 @@ def rig(store: Store, tmp_path: Path) -> SimpleNamespace:
     # Somebody is logged in to q (a queue nobody staffs gets no try: see its own test).
     watcher.loaded = 1
     watcher.state.queues["q"].members["PJSIP/2002"] = Member("PJSIP/2002", "Bo", state="idle")
-    service = CallbackService(store, cast(AmiClient, ami), CENTRE, watcher, ingester)
+    service = CallbackService(store, cast(AmiClient, ami), CENTRE, watcher, ingester, policy=POLICY)
     return SimpleNamespace(ami=ami, log=log, ingester=ingester, watcher=watcher, service=service)
 
 
@@ -116,7 +119,9 @@ async def due_now(store: Store, cb_id: int) -> None:
 
 async def add(store: Store, **fields: Any) -> int:
     async with store.unit_of_work() as uow:
-        cb = await tasks.create(uow, CallbackRequest(queue="q", source="manual", **fields))
+        cb, _ = await tasks.create(
+            uow, CallbackRequest(queue="q", source="manual", **fields), policy=POLICY, merge=False
+        )
         assert cb.id is not None
         return cb.id
 
@@ -125,33 +130,54 @@ async def test_missed_calls_one_task_per_number_within_the_window(store: Store) 
     now = datetime.now(UTC)
     async with store.unit_of_work() as uow:
         one, created = await tasks.missed(
-            uow, number="+5550100", queue="q", source="abandoned", window=3600, delay=120, now=now
+            uow,
+            policy=POLICY,
+            number="+5550100",
+            queue="q",
+            source="abandoned",
+            window=3600,
+            delay=120,
+            now=now,
         )
         two, again = await tasks.missed(
-            uow, number="5550100", queue="q", source="missed", window=3600, delay=120, now=now
+            uow,
+            policy=POLICY,
+            number="5550100",
+            queue="q",
+            source="missed",
+            window=3600,
+            delay=120,
+            now=now,
         )
     assert created and not again and one.id == two.id and two.merged == 1
     assert one.number == "5550100" and one.due_at == now + timedelta(seconds=120)
     later = now + timedelta(seconds=3601)  # past the window: a new need
     async with store.unit_of_work() as uow:
         three, created = await tasks.missed(
-            uow, number="5550100", queue="q", source="abandoned", window=3600, delay=0, now=later
+            uow,
+            policy=POLICY,
+            number="5550100",
+            queue="q",
+            source="abandoned",
+            window=3600,
+            delay=0,
+            now=later,
         )
     assert created and three.id != one.id
     async with store.unit_of_work() as uow:
         with pytest.raises(tasks.CallbackError, match="not a phone number"):
-            await tasks.missed(uow, number="1;Hangup", queue="q", source="missed", window=60,
-                               delay=0)  # fmt: skip
+            await tasks.missed(uow, policy=POLICY, number="1;Hangup", queue="q",
+                               source="missed", window=60, delay=0)  # fmt: skip
 
 
 async def test_a_served_customer_cancels_automatic_tasks_only(store: Store) -> None:
     manual = await add(store, number="5550200")  # scheduled by someone: kept
     async with store.unit_of_work() as uow:
         merged, created = await tasks.missed(
-            uow, number="5550200", queue="q", source="abandoned", window=60, delay=0
+            uow, policy=POLICY, number="5550200", queue="q", source="abandoned", window=60, delay=0
         )
         auto, _ = await tasks.missed(
-            uow, number="5550201", queue="q", source="abandoned", window=60, delay=0
+            uow, policy=POLICY, number="5550201", queue="q", source="abandoned", window=60, delay=0
         )
     assert merged.id == manual and not created  # one task per number, whatever its source
     async with store.unit_of_work() as uow:
@@ -392,10 +418,70 @@ async def test_a_task_with_no_queue_goes_to_the_centres_callback_queue(
     watcher = QueueWatcher(cast(AmiClient, ami), store, centre)
     watcher.loaded = 1
     watcher.state.queues["q"].members["PJSIP/2002"] = Member("PJSIP/2002", "Bo", state="idle")
-    service = CallbackService(store, cast(AmiClient, ami), centre, watcher, None)
+    service = CallbackService(store, cast(AmiClient, ami), centre, watcher, None, policy=POLICY)
     async with store.unit_of_work() as uow:
-        cb = await tasks.create(uow, CallbackRequest(queue="", source="voicemail",
-                                                     number="5550470"))  # fmt: skip
+        cb, _ = await tasks.create(
+            uow, CallbackRequest(queue="", source="voicemail", number="5550470"), policy=POLICY
+        )
     assert await service.place_due() == 1
     assert "TELEPHONIST_QUEUE=q," in ami.originates()[0]["Variable"]
     assert (await get(store, cb.id or 0)).queue == "q"
+
+
+async def test_numbers_from_callers_are_judged_by_the_policy(store: Store) -> None:
+    """Typed numbers and caller IDs: emergency, premium-rate and foreign numbers make no
+    task (an admin may override all but emergency); a number with an open task gets it."""
+    policy = NumberPolicy(CallbackNumbers(), "US")
+    for number, why in (("112", "emergency"), ("911", "emergency"),
+                        ("19005551234", "type:premium_rate"), ("+442071234567", "international"),
+                        ("011442071234567", "international"), ("555", "short_code")):  # fmt: skip
+        async with store.unit_of_work() as uow:
+            with pytest.raises(tasks.NumberRefused) as refused:
+                await tasks.create(uow, CallbackRequest(number=number, queue="q", source="ivr"),
+                                   policy=policy)  # fmt: skip
+            assert refused.value.verdict.reason == why, number
+            with pytest.raises(tasks.NumberRefused):
+                await tasks.missed(uow, policy=policy, number=number, queue="q",
+                                   source="abandoned", window=60, delay=0)  # fmt: skip
+    async with store.unit_of_work() as uow:
+        with pytest.raises(tasks.NumberRefused):  # never, override or not
+            await tasks.create(uow, CallbackRequest(number="911", queue="q", source="manual"),
+                               policy=policy, override="admin x")  # fmt: skip
+        forced, created = await tasks.create(
+            uow, CallbackRequest(number="19005551234", queue="q", source="manual"),
+            policy=policy, override="admin x",
+        )  # fmt: skip
+    assert created and forced.number == "19005551234"
+    async with store.sessions() as s:
+        rows = (await s.execute(select(CallbackRequest))).scalars().all()
+    assert [r.number for r in rows] == ["19005551234"]  # nothing else was stored
+    # Asking twice for one number: one task.
+    async with store.unit_of_work() as uow:
+        one, first = await tasks.create(
+            uow, CallbackRequest(number="2125550101", queue="q", source="ivr",
+                                 requested_by="2125550101"), policy=policy)  # fmt: skip
+    async with store.unit_of_work() as uow:
+        two, second = await tasks.create(
+            uow, CallbackRequest(number="2125550101", queue="q", source="queue",
+                                 requested_by="2125550101"), policy=policy)  # fmt: skip
+    assert first and not second and two.id == one.id and two.merged == 1
+
+
+async def test_a_caller_may_ask_for_so_many_callbacks_a_day(store: Store) -> None:
+    policy = NumberPolicy(CallbackNumbers(), "US")
+    now = datetime.now(UTC)
+
+    async def ask(number: str, at: datetime) -> CallbackRequest:
+        async with store.unit_of_work() as uow:
+            cb, _ = await tasks.create(
+                uow, CallbackRequest(number=number, queue="q", source="ivr",
+                                     requested_by="3125550000"),
+                policy=policy, limit=(3, 86400), now=at,
+            )  # fmt: skip
+            return cb
+
+    for i in range(3):
+        await ask(f"212555010{i}", now)
+    with pytest.raises(tasks.TooManyRequests, match="requests_per_caller: 3"):
+        await ask("2125550109", now)
+    await ask("2125550109", now + timedelta(days=1, seconds=1))  # the next day: again

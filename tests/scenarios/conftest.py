@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,37 @@ from core.models import Call, IvrStep
 from core.settings import Settings, load_settings
 from core.storage import Store
 from ivr.definitions import load_definitions
+from tests.scenarios import harness
 from tests.scenarios.harness import Broker, Collector, Serve
 
+SIP_HOST = "127.0.0.2"
+harness.SIP_HOST = SIP_HOST
 MQTT_PORT = 28830
 HTTP_PORT = 28080
 SMTP_PORT = 28825
+
+
+SERVE_LOG = pytest.StashKey[Serve]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed scenario test shows what serve logged during it (INFO and above, the last
+    200 lines): a failure seen once in CI can be understood from its report alone."""
+    report = yield
+    serve = item.stash.get(SERVE_LOG, None)
+    if report.failed and serve is not None:
+        lines = [
+            line
+            for line in serve.log_path.read_bytes()[serve.log_start :]
+            .decode(errors="replace")
+            .splitlines()
+            if " DEBUG " not in line
+        ]
+        report.sections.append(("serve log during the test", "\n".join(lines[-200:])))
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +77,9 @@ log_level = "DEBUG"
 [pbx]
 instance = "test"
 verbose = 3
+# SIP on its own address (as on a server whose phones reach a public one); AMI and ARI stay
+# on 127.0.0.1 (test_security.py checks they cannot be reached on the SIP address).
+sip_bind_address = "{SIP_HOST}"
 ami_port = 25038
 ari_port = 28088
 sip_port = 25060
@@ -107,11 +136,18 @@ def pbx(settings: Settings) -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def serve(pbx: Sandbox, broker: Broker, config_file: Path, workdir: Path) -> Iterator[Serve]:
+def serve(
+    request: pytest.FixtureRequest,
+    pbx: Sandbox,
+    broker: Broker,
+    config_file: Path,
+    workdir: Path,
+) -> Iterator[Serve]:
     if broker.proc is None:
         broker.start()
     s = Serve(config_file, HTTP_PORT, workdir / "serve.log")
     s.start()
+    request.node.stash[SERVE_LOG] = s
     yield s
     assert s.stop() == 0, f"serve did not exit cleanly on SIGTERM:\n{s.tail()}"
 

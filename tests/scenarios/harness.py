@@ -28,6 +28,8 @@ T = TypeVar("T")
 __all__ = ["dtmf_scenario"]
 
 SIPP_DIR = Path(__file__).parents[2] / "core" / "sipp"
+SIP_HOST = "127.0.0.1"
+"""Where sipp callers reach the PBX's SIP; the scenario session sets its own (conftest)."""
 # Each sipp takes its SIP port and 4 media ports from -mp: keep 10 apart, clear of 25xxx.
 _sipp_ports = itertools.count(26000, 10)
 
@@ -99,6 +101,8 @@ class Serve:
 
     def __init__(self, config: Path, http_port: int, log: Path) -> None:
         self.config, self.http_port, self.log_path = config, http_port, log
+        self.log_start = log.stat().st_size if log.exists() else 0
+        """Where this serve's lines begin in the (shared, appended) log file."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_healthy: bool = True, env_extra: dict[str, str] | None = None) -> None:
@@ -183,14 +187,20 @@ def sipp_call(
     calls: int = 1,
     rate: float = 5,
     timeout: int = 40,
+    auth: tuple[str, str] | None = None,
+    source_ip: str = "127.0.0.1",
+    host: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Place real SIP calls with sipp; returns the finished process (check returncode)."""
+    """Place real SIP calls with sipp; returns the finished process (check returncode).
+    ``auth``: (user, password) answering the PBX's challenge (with a scenario that expects
+    one, e.g. agent_call_auth.xml); ``source_ip``: the address the calls come from; ``host``:
+    the PBX's SIP address (default :data:`SIP_HOST`)."""
     if shutil.which("sipp") is None:
         raise RuntimeError("sipp is not installed (make setup installs sip-tester)")
     port = next(_sipp_ports)
     cmd = [
         "sipp",
-        f"127.0.0.1:{sip_port}",
+        f"{host or SIP_HOST}:{sip_port}",
         "-sf",
         str(SIPP_DIR / scenario),
         "-s",
@@ -205,7 +215,7 @@ def sipp_call(
         "-l",
         str(max(calls, 1)),
         "-i",
-        "127.0.0.1",
+        source_ip,
         "-p",
         str(port),
         "-mp",
@@ -214,6 +224,7 @@ def sipp_call(
         f"{timeout}s",
         "-timeout_error",
         "-nostdin",
+        *(["-au", auth[0], "-ap", auth[1]] if auth else []),
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 20, check=False)
 

@@ -252,7 +252,7 @@ async def test_no_answer_is_retried_after_the_delay_up_to_the_maximum(
         cli(settings, "agent", "login", "hank")
         out = cli(settings, "callback", "add", "5571009", "--queue", "cbq", "--note", "quote")
         cb_id = int(out.split()[1].rstrip(":"))
-        await until(lambda: _state(store, cb_id, "failed"), timeout=90, what="the task failed")
+        await until(lambda: _state(store, cb_id, "failed"), timeout=150, what="the task failed")
     finally:
         hank.stop()
         customers.stop()

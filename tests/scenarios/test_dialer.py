@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from asterisk_conf.render import agent_password
 from asterisk_conf.sandbox import Sandbox
 from core.ami import AmiClient, AmiError
 from core.models import Campaign, CampaignLead, DialAttempt, DncEntry, as_utc
@@ -135,7 +136,10 @@ async def test_live_campaign_attempts_match_asterisk(
     answered = sorted((attempts["+12125550101"], attempts["+12125550102"]),
                       key=lambda a: a.connected_at or datetime.min)  # fmt: skip
     other, latest = answered
-    proc = await asyncio.to_thread(sipp_call, settings.pbx.sip_port, "*71", "2009")
+    proc = await asyncio.to_thread(
+        sipp_call, settings.pbx.sip_port, "*71", "2009", scenario="agent_call_auth.xml",
+        auth=("2009", agent_password(settings.ami_secret, "2009")),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-1500:]
     crm = AmiClient(settings.pbx.host, settings.pbx.ami_port, settings.pbx.crm_ami_user,
                     settings.crm_ami_secret, events="off")  # fmt: skip

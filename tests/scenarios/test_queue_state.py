@@ -4,14 +4,13 @@ while they wait, app_queue keeps the call, and the state is right again after re
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from core.http_client import api
 from core.models import QueueLogEntry
 from core.settings import Settings
 from core.storage import Store
@@ -22,9 +21,7 @@ pytestmark = pytest.mark.pbx
 
 
 def live(settings: Settings) -> dict:
-    url = f"http://{settings.http.host}:{settings.http.port}/acd/state"
-    with urllib.request.urlopen(url, timeout=2) as r:
-        return json.loads(r.read())
+    return api(settings, "/acd/state", timeout=2)
 
 
 async def wait_until(predicate, timeout: float = 15):

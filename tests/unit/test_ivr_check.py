@@ -142,3 +142,13 @@ def test_cli_check_reports_every_problem(tmp_path: Path) -> None:
     dot = (tmp_path / "g.dot").read_text()
     assert '"menu:main" -> "menu:sales" [label="option 1"]' in dot
     assert "option 2 -> queue: support" in result.output
+    # --out never writes through a symbolic link planted where the picture goes.
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    planted = tmp_path / "planted.dot"
+    planted.symlink_to(victim)
+    result = CliRunner().invoke(
+        app, ["--config", str(cfg), "ivr", "graph", "main-line", "-o", str(planted)]
+    )
+    assert result.exit_code == 2 and "symbolic link; refused" in result.output, result.output
+    assert victim.read_text() == "precious\n"
