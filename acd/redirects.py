@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from core.centre import Queue
-from ivr.model import Action, Hours
+from core.hours import is_open
+from ivr.model import Action
 
 STATUS_REASONS: dict[str, tuple[str, str]] = {
     "FULL": ("overflow", "queue full"),
@@ -51,13 +51,7 @@ def decide(queue: Queue, status: str) -> Decision:
 
 def after_hours(queue: Queue, now: datetime, default_tz: str = "UTC") -> Decision | None:
     """A Decision if ``queue`` is closed at ``now``, else None."""
-    local = now.astimezone(ZoneInfo(queue.timezone or default_tz))
-    closed = local.date() in queue.holidays
-    if not closed and queue.hours is not None:
-        closed = not Hours.parse(queue.hours).open_at(
-            local.weekday(), local.time().replace(tzinfo=None)
-        )
-    if not closed:
+    if is_open(queue.hours, now, queue.timezone or default_tz, queue.holidays):
         return None
     return Decision(
         queue.name, "after_hours", "outside opening hours", "", queue.redirects.after_hours

@@ -18,8 +18,8 @@ from pathlib import Path
 import jinja2
 
 from core.centre import Centre, Queue
+from core.hours import OpeningHours
 from core.settings import Settings
-from ivr.model import Hours
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 CONFIG_FILES = tuple(sorted(p.name.removesuffix(".j2") for p in TEMPLATE_DIR.glob("*.conf.j2")))
@@ -130,14 +130,7 @@ def fallback_hours(queue: Queue, default_tz: str = "UTC") -> FallbackHours:
     >>> fallback_hours(q).ranges
     [(1, '0800', '1800'), (2, '0800', '1800')]
     """
-    ranges: list[tuple[int, str, str]] | None = None
-    if queue.hours is not None:
-        parsed = Hours.parse(queue.hours)
-        ranges = [
-            (day + 1, start.strftime("%H%M"), end.strftime("%H%M"))
-            for day in sorted(parsed.ranges)
-            for start, end in parsed.ranges[day]
-        ]
+    ranges = None if queue.hours is None else OpeningHours.parse(queue.hours).day_ranges()
     return FallbackHours(
         timezone=queue.timezone or default_tz,
         ranges=ranges,

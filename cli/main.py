@@ -72,7 +72,7 @@ def db_upgrade(ctx: typer.Context) -> None:
 @app.command()
 def serve(ctx: typer.Context) -> None:
     """Run telephonist: Stasis apps, AMI watcher, FastAGI, MQTT events, /healthz and /metrics."""
-    from core.app import serve as run_service
+    from serve.app import serve as run_service
 
     st = state(ctx)
     settings, definitions = st.settings(), st.definitions()

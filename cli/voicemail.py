@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,7 @@ from sqlmodel import col
 
 from cli.common import ami_session, errors, open_store, state
 from core.ami import AmiError
+from core.files import open_export
 from core.models import VoicemailMessage
 from core.settings import Settings
 
@@ -85,7 +87,11 @@ def export(ctx: typer.Context, message_id: int, dest: Path) -> None:
         if not source.exists():
             raise VoicemailError(f"message {message_id}: recording {source} is gone")
         target = dest / f"voicemail-{row.id}.wav" if dest.is_dir() else dest
-        shutil.copyfile(source, target)
+        # Neither end through a symbolic link: not one planted where the copy goes, nor one
+        # put in place of the recording in the spool (Asterisk's user owns that folder).
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as src, open_export(target, "wb") as out:
+            shutil.copyfileobj(src, out)
     typer.echo(f"message {message_id} -> {target}")
 
 

@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.hours import check_hours, check_timezone
 from core.yamlfile import DefinitionError, load_raw, read_definition, validate
 
 DIGITS = r"^[0-9]{1,20}$"
@@ -127,15 +128,11 @@ class Queue(_Def):
     @field_validator("hours")
     @classmethod
     def _hours(cls, v: dict[str, str] | None) -> dict[str, str] | None:
-        from ivr.model import check_hours  # the same opening-hours language as IVR entries
-
-        return check_hours(v)
+        return check_hours(v)  # the same opening-hours language as IVR entries
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str | None) -> str | None:
-        from ivr.model import check_timezone
-
         return check_timezone(v)
 
     @field_validator("periodic_announce")

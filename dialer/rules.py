@@ -4,12 +4,12 @@ and the jurisdiction presets for the abandon cap."""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from core import hours
+
 DEFAULT_RETRY = {"busy": 600, "no_answer": 3600, "machine": 7200, "failed": 1800, "callback": 0}
 """Seconds before the next try, by the last outcome."""
 
@@ -36,7 +36,7 @@ class RuleError(ValueError):
 
 
 def parse_days(spec: str) -> frozenset[int]:
-    """``mon-fri,sun`` -> weekday numbers (Monday 0).
+    """``mon-fri,sun`` -> weekday numbers (Monday 0); ``fri-mon`` wraps round the week.
 
     >>> sorted(parse_days("mon-wed,sat"))
     [0, 1, 2, 5]
@@ -45,31 +45,33 @@ def parse_days(spec: str) -> frozenset[int]:
     ...
     dialer.rules.RuleError: --days: 'funday' is not like mon-fri or sat,sun
     """
-    out: set[int] = set()
-    for part in spec.lower().split(","):
-        lo, _, hi = part.strip().partition("-")
-        if lo not in DAYS or (hi and hi not in DAYS):
-            raise RuleError(f"--days: {spec!r} is not like mon-fri or sat,sun")
-        a, b = DAYS.index(lo), DAYS.index(hi or lo)
-        out.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
-    return frozenset(out)
+    try:
+        return frozenset(hours.parse_days(spec))
+    except hours.HoursError:
+        raise RuleError(f"--days: {spec!r} is not like mon-fri or sat,sun") from None
 
 
 def parse_hhmm(text: str, field: str) -> time:
-    if not re.fullmatch(r"[0-2][0-9]:[0-5][0-9]", text) or int(text[:2]) > 23:
-        raise RuleError(f"{field}: {text!r} is not HH:MM")
-    return time(int(text[:2]), int(text[3:]))
+    try:
+        minutes = hours.parse_hhmm(text, field)
+    except hours.HoursError as exc:
+        raise RuleError(str(exc).replace("an impossible time", "not HH:MM")) from None
+    if minutes == hours.MINUTES_A_DAY:
+        raise RuleError(f"{field}: {text!r} is not HH:MM (00:00 is midnight)")
+    return time(minutes // 60, minutes % 60)
 
 
 def zone(name: str, field: str = "--timezone") -> ZoneInfo:
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+        return hours.zone(name)
+    except hours.HoursError:
         raise RuleError(f"{field}: unknown time zone {name!r}") from None
 
 
 def in_window(now_utc: datetime, tz: str, start: str, end: str, days: str) -> bool:
-    """Whether ``now`` is inside the calling window in the contact's own time zone.
+    """Whether ``now`` is inside the calling window in the contact's own time zone (the
+    opening-hours language of core/hours.py: a window that ends before it starts runs
+    overnight, and belongs to the day it starts on).
 
     >>> from datetime import UTC
     >>> t = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)  # a Monday
@@ -77,11 +79,11 @@ def in_window(now_utc: datetime, tz: str, start: str, end: str, days: str) -> bo
     False
     >>> in_window(t, "Asia/Tokyo", "09:00", "20:00", "mon-fri")     # 16:30 in Tokyo
     True
+    >>> in_window(t, "America/New_York", "20:00", "09:00", "sun-fri")  # 02:30, Sunday night
+    True
     """
-    local = now_utc.astimezone(zone(tz))
-    if local.weekday() not in parse_days(days):
-        return False
-    return parse_hhmm(start, "window_start") <= local.time() < parse_hhmm(end, "window_end")
+    parse_hhmm(start, "window_start"), parse_hhmm(end, "window_end")
+    return hours.is_open({days: f"{start}-{end}"}, now_utc, zone(tz, "timezone").key)
 
 
 def retry_delays(text: str) -> dict[str, int]:

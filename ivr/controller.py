@@ -48,8 +48,21 @@ from ivr.registry import MenuRegistry
 log = logging.getLogger("telephonist.ivr")
 
 DTMF = frozenset("0123456789*#")
-LATENCY_SAMPLES: deque[float] = deque(maxlen=20_000)
-"""Recent digit-to-next-prompt latencies in seconds (``GET /ivr/latency``, the benchmark)."""
+
+
+class LatencyLog:
+    """Recent digit-to-next-prompt latencies in seconds (``GET /ivr/latency``, the
+    benchmark). serve makes one and hands it to the IVR controller and the HTTP endpoint."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.samples: deque[float] = deque(maxlen=size)
+
+    def prompt_started(self, digit_at: float | None) -> None:
+        """A prompt began: if a digit asked for it, how long it took."""
+        if digit_at is not None:
+            latency = max(0.0, time.time() - digit_at)
+            self.samples.append(latency)
+            metrics.IVR_DIGIT_TO_PROMPT.observe(latency)
 
 
 def asterisk_time(value: str) -> float | None:
@@ -58,13 +71,6 @@ def asterisk_time(value: str) -> float | None:
         return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
     except (TypeError, ValueError):
         return None
-
-
-def prompt_started(digit_at: float | None) -> None:
-    if digit_at is not None:
-        latency = max(0.0, time.time() - digit_at)
-        LATENCY_SAMPLES.append(latency)
-        metrics.IVR_DIGIT_TO_PROMPT.observe(latency)
 
 
 DEST_CONTEXT = "telephonist-dest"
@@ -94,7 +100,9 @@ class IvrController:
         acd: AcdController | None = None,
         *,
         policy: NumberPolicy,
+        latency: LatencyLog | None = None,
     ) -> None:
+        self.latency = latency or LatencyLog()
         self.store = store
         self.registry = registry
         self.centre = centre
@@ -195,7 +203,7 @@ class IvrController:
             for cmd in cmds:
                 if isinstance(cmd, Play):
                     playback = await session.start_playback(media(cmd.prompts), cmd.language)
-                    prompt_started(digit_at)
+                    self.latency.prompt_started(digit_at)
                     digit_at = None
                     deadline = None
                 elif isinstance(cmd, StopPlayback):
@@ -281,7 +289,7 @@ class IvrController:
         kind = action.kind
         if kind == "play":
             playback = await session.start_playback(media(action.play or []))
-            prompt_started(digit_at)
+            self.latency.prompt_started(digit_at)
             while (await session.wait("PlaybackFinished", timeout=300, playback=playback))[
                 "playback"
             ]["id"] != playback:

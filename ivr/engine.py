@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from ivr.model import Action, Entry, Hours, IvrConfig, Menu
+from core.hours import is_open as hours_open
+from ivr.model import Action, Entry, IvrConfig, Menu
 
 # -- events ---------------------------------------------------------------------------------
 
@@ -77,12 +78,7 @@ Command = Play | StopPlayback | Wait | Step | Route
 
 def is_open(config: IvrConfig, entry: Entry, now: datetime) -> bool:
     """Whether ``entry`` is open at ``now`` (any time zone; converted to the entry's)."""
-    local = now.astimezone(config.zone(entry))
-    if local.date() in entry.holidays:
-        return False
-    if entry.hours is None:
-        return True
-    return Hours.parse(entry.hours).open_at(local.weekday(), local.time().replace(tzinfo=None))
+    return hours_open(entry.hours, now, config.zone(entry).key, entry.holidays)
 
 
 class IvrMachine:

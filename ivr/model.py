@@ -13,16 +13,17 @@ An *action* is written as one key: ``{menu: sales}``, ``{queue: support}``,
 from __future__ import annotations
 
 import re
-from datetime import date, time
+from datetime import date
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from core.hours import check_hours, check_timezone
 
 NAME = r"^[a-z][a-z0-9_-]{0,39}$"
 PROMPT = r"^[a-z0-9][a-z0-9_/-]{0,79}$"
 DIGIT_KEYS = set("0123456789*#")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 ActionKind = Literal[
     "menu", "back", "repeat", "hangup", "queue", "extension", "voicemail",
@@ -187,76 +188,6 @@ class Menu(_Def):
             out.append((f"input {self.input.name}", self.input.then))
         out.append(("on failure", self.on_failure))
         return out
-
-
-class Hours(_Def):
-    """Opening hours: ``{"mon-fri": "08:00-18:00", "sat": "09:00-12:00"}``; days not named
-    are closed. Several ranges a day: ``"08:00-12:00,14:00-18:00"``."""
-
-    ranges: dict[int, tuple[tuple[time, time], ...]]
-
-    @classmethod
-    def parse(cls, spec: dict[str, str]) -> Hours:
-        ranges: dict[int, list[tuple[time, time]]] = {}
-        for days, text in spec.items():
-            for day in _days(days):
-                ranges.setdefault(day, []).extend(_ranges(str(text), days))
-        return cls(ranges={d: tuple(r) for d, r in ranges.items()})
-
-    def open_at(self, weekday: int, at: time) -> bool:
-        return any(start <= at < end for start, end in self.ranges.get(weekday, ()))
-
-
-def _days(spec: str) -> list[int]:
-    spec = spec.strip().lower()
-    if spec in ("daily", "all", "mon-sun"):
-        return list(range(7))
-    days: list[int] = []
-    for part in spec.split(","):
-        a, _, b = part.strip().partition("-")
-        if a not in DAYS or (b and b not in DAYS):
-            raise ValueError(f"day {part!r}: use mon..sun, ranges like mon-fri, or daily")
-        ia, ib = DAYS.index(a), DAYS.index(b or a)
-        if ib < ia:
-            raise ValueError(f"day range {part!r} runs backwards")
-        days.extend(range(ia, ib + 1))
-    return days
-
-
-def _ranges(text: str, days: str) -> list[tuple[time, time]]:
-    out = []
-    for part in text.split(","):
-        m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", part)
-        if not m:
-            raise ValueError(f"{days}: {part!r} is not a range like 08:00-18:00")
-        h1, m1, h2, m2 = (int(x) for x in m.groups())
-        if h2 == 24 and m2 == 0:
-            h2, m2 = 23, 59
-        try:
-            start, end = time(h1, m1), time(h2, m2)
-        except ValueError:
-            raise ValueError(f"{days}: {part!r} has an impossible time") from None
-        if end <= start:
-            raise ValueError(f"{days}: {part!r} ends before it starts")
-        out.append((start, end))
-    return out
-
-
-def check_timezone(v: str | None) -> str | None:
-    """A known time zone name (or None); the error says what is expected."""
-    if v is not None:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (e.g. Europe/Paris)") from None
-    return v
-
-
-def check_hours(v: dict[str, str] | None) -> dict[str, str] | None:
-    """Opening hours that parse (the error names the day and range at fault)."""
-    if v is not None:
-        Hours.parse(v)
-    return v
 
 
 class Entry(_Def):

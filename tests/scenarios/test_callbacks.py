@@ -311,6 +311,14 @@ async def test_voicemail_is_stored_published_emailed_and_called_back(
     cli(settings, "voicemail", "export", str(vm.id), str(tmp_path))
     exported = await asyncio.to_thread((tmp_path / f"voicemail-{vm.id}.wav").read_bytes)
     assert exported == recording
+    # Never through a symbolic link planted where the copy goes.
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "planted.wav").symlink_to(victim)
+    out = telephonist(settings.data_dir.parent / "telephonist.toml", "voicemail", "export",
+                      str(vm.id), str(tmp_path / "planted.wav"))  # fmt: skip
+    assert out.returncode != 0 and "symbolic link; refused" in out.stderr, out.stderr
+    assert victim.read_text() == "precious\n"
     cli(settings, "voicemail", "done", str(vm.id))
     assert "5571004" not in cli(settings, "voicemail", "list")
 

@@ -21,6 +21,9 @@ MODULES = [
     "dialer.rules",
     "dialer.dispositions",
     "core.yamlfile",
+    "core.hours",
+    "serve.http",
+    "callbacks.policy",
     "asterisk_conf.render",
     "asterisk_conf.sandbox",
 ]

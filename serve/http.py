@@ -30,7 +30,7 @@ from acd.watcher import QueueWatcher
 from core import metrics
 from core.loops import Supervisor
 from core.supervision import Link
-from ivr.controller import LATENCY_SAMPLES
+from ivr.controller import LatencyLog
 from ivr.loader import IvrError
 from ivr.registry import MenuRegistry
 
@@ -74,7 +74,9 @@ class HttpEndpoint:
         *,
         token: str,
         allowed_hosts: Iterable[str] = (),
+        latency: LatencyLog | None = None,
     ) -> None:
+        self.latency = latency or LatencyLog()
         if not token:
             raise ValueError("the HTTP endpoint needs a token")
         self.host, self.port = host, port
@@ -127,11 +129,11 @@ class HttpEndpoint:
 
     async def _ivr_latency(self, _request: web.Request) -> web.Response:
         """Recent digit-to-prompt latencies in ms."""
-        return web.json_response({"ms": [round(x * 1000, 2) for x in LATENCY_SAMPLES]})
+        return web.json_response({"ms": [round(x * 1000, 2) for x in self.latency.samples]})
 
     async def _ivr_latency_reset(self, _request: web.Request) -> web.Response:
         """Empty the latency buffer (the benchmark, before it measures)."""
-        LATENCY_SAMPLES.clear()
+        self.latency.samples.clear()
         return web.json_response({"ms": []})
 
     async def _ivr_reload(self, _request: web.Request) -> web.Response:

@@ -28,7 +28,6 @@ from core import calls
 from core.ami import AmiClient, AmiError
 from core.ari import AriClient
 from core.events import OutboxPublisher
-from core.http import HttpEndpoint
 from core.loops import Supervisor
 from core.retention import Pruner
 from core.settings import Settings
@@ -36,9 +35,10 @@ from core.stasis import EVENTS as STASIS_EVENTS
 from core.stasis import StasisDispatcher
 from core.storage import Store
 from dialer.engine import DialerService
-from ivr.controller import IvrController
+from ivr.controller import IvrController, LatencyLog
 from ivr.definitions import Definitions
 from ivr.demo import demo_route
+from serve.http import HttpEndpoint
 
 log = logging.getLogger("telephonist.serve")
 
@@ -85,6 +85,7 @@ class Service:
             "disposition", disposition_route(self.store, self.centre, agent_channel(self.ami))
         )
         routes = {"demo": demo_route(self.store)}
+        self.latency = LatencyLog()
         # Numbers that come from callers are dialled back only under the centre's policy.
         policy = NumberPolicy(self.centre.callbacks.numbers, settings.dialer.region)
         self.acd = AcdController(self.store, self.centre, policy=policy)
@@ -119,7 +120,10 @@ class Service:
             else None
         )
         if self.registry is not None:
-            ivr = IvrController(self.store, self.registry, self.centre, acd=self.acd, policy=policy)
+            ivr = IvrController(
+                self.store, self.registry, self.centre, acd=self.acd, policy=policy,
+                latency=self.latency,
+            )  # fmt: skip
             routes |= {"ivr": ivr.start, "ivr-resume": ivr.resume}
             self.agi.route("vip-lookup", vip_lookup_route(self.registry))
         self.stasis = StasisDispatcher(self.ari, routes)
@@ -136,6 +140,7 @@ class Service:
             loops=self.loops,
             token=settings.http_token,
             allowed_hosts=settings.http.allowed_hosts,
+            latency=self.latency,
         )
         self._add_loops()
 
