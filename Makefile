@@ -49,7 +49,7 @@ pbx-down: venv
 
 ## call: one real SIP call (sipp) to the demo line 100
 call:
-	sipp 127.0.0.1:15060 -sf core/sipp/call_hangup_by_pbx.xml -s 100 -m 1 -key caller 5550100 \
+	sipp 127.0.0.1:15060 -sf bench/sipp/call_hangup_by_pbx.xml -s 100 -m 1 -key caller 5550100 \
 	  -i 127.0.0.1 -p 25070 -mp 36070 -timeout 30s -timeout_error -nostdin -trace_err
 
 ## test: the same set-up, then the whole suite (real Asterisk, sipp, Mosquitto, PostgreSQL)

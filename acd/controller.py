@@ -14,20 +14,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from acd.redirects import Decision, after_hours, decide, to_action
-from callbacks import tasks
-from callbacks.policy import NumberPolicy
+from acd.redirects import Decision, after_hours, decide
 from core import calls
 from core.centre import Centre
+from core.destinations import Destination, Router
 from core.models import QueueRedirect
 from core.stasis import CallEnded, CallSession
 from core.storage import Store, UnitOfWork
-from ivr.model import Action
 
 log = logging.getLogger("telephonist.acd")
 
-SendAction = Callable[[CallSession, Action, str], Awaitable[None]]
-"""How the ACD sends a caller to a destination (the IVR's router): (session, action, line)."""
+RedirectHook = Callable[[UnitOfWork, Decision, str], Awaitable[None]]
 
 
 class AcdController:
@@ -35,16 +32,22 @@ class AcdController:
         self,
         store: Store,
         centre: Centre,
+        router: Router,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        *,
-        policy: NumberPolicy,
     ) -> None:
         self.store = store
         self.centre = centre
+        self.router = router
         self.clock = clock
-        self.policy = policy
+        self.redirect_hooks: list[RedirectHook] = []
+        """Run inside the transaction that stores each redirect (callbacks makes a missed
+        call's task there): ``hook(uow, decision, caller_number)``."""
         self.queues = {q.name: q for q in centre.queues}
-        self.send: SendAction | None = None
+        router.handle("queue", self.take)
+
+    async def take(self, session: CallSession, dest: Destination, line: str) -> None:
+        """The ``queue:`` destination (an IVR option, another queue's redirect...)."""
+        await self.to_queue(session, dest.target, line)
 
     async def line(self, session: CallSession) -> None:
         """Route ``queue``: a line whose callers go straight to a queue, answered at once or
@@ -96,28 +99,6 @@ class AcdController:
         except CallEnded:
             pass
 
-    async def _missed(self, uow: UnitOfWork, decision: Decision, caller: str) -> None:
-        """A caller the queue could not serve, sent nowhere that serves them (hang-up, or
-        nothing configured): a missed call to call back. Voicemail makes its own task when a
-        message is left; another queue, a menu or an extension still serve the caller."""
-        missed = self.centre.callbacks.missed
-        kind = (decision.destination or "hangup").partition(":")[0]
-        if not missed.redirected or kind not in ("hangup", "outside"):
-            return
-        try:
-            await tasks.missed(
-                uow,
-                policy=self.policy,
-                number=caller,
-                queue=decision.queue,
-                source="missed",
-                window=missed.window,
-                delay=missed.delay,
-                note=f"{decision.reason} ({decision.detail})"[:200],
-            )
-        except tasks.CallbackError as exc:
-            log.info("missed call not called back: %s", exc)  # withheld, or the policy
-
     async def _redirect(self, session: CallSession, decision: Decision, line: str) -> None:
         async with self.store.unit_of_work() as uow:
             row = QueueRedirect(
@@ -146,17 +127,18 @@ class AcdController:
                     "at": row.at,
                 },
             )
-            await self._missed(uow, decision, session.caller_number)
+            for hook in self.redirect_hooks:
+                await hook(uow, decision, session.caller_number)
         log.info(
             "call %s: %s %s (%s) -> %s",
             session.id, decision.queue, decision.reason, decision.detail, decision.destination,
         )  # fmt: skip
         outcome = f"redirected:{decision.reason}:{decision.destination or 'none'}"
         await calls.set_outcome(self.store, session.id, outcome)
-        if decision.destination is None or self.send is None:
+        if decision.destination is None:
             # Nothing configured: tell the caller rather than leave them in silence.
             await session.answer()
             await session.play("sound:all-circuits-busy-now")
             await session.hangup()
             return
-        await self.send(session, to_action(decision.destination), line)
+        await self.router.send(session, Destination.parse(decision.destination), line)

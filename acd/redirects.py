@@ -12,7 +12,6 @@ from datetime import datetime
 
 from core.centre import Queue
 from core.hours import is_open
-from ivr.model import Action
 
 STATUS_REASONS: dict[str, tuple[str, str]] = {
     "FULL": ("overflow", "queue full"),
@@ -56,22 +55,3 @@ def after_hours(queue: Queue, now: datetime, default_tz: str = "UTC") -> Decisio
     return Decision(
         queue.name, "after_hours", "outside opening hours", "", queue.redirects.after_hours
     )
-
-
-def to_action(destination: str) -> Action:
-    """A destination string as an IVR action (the IVR knows how to send a caller anywhere).
-
-    >>> to_action("outside:0123@office").describe()
-    'transfer:0123,office'
-    >>> to_action("callback:support").describe()
-    'callback:support'
-    """
-    if destination == "hangup":
-        return Action(hangup=True)
-    kind, _, target = destination.partition(":")
-    if kind == "outside":
-        number, _, trunk = target.partition("@")
-        return Action.model_validate({"transfer": {"number": number, "trunk": trunk}})
-    if kind == "callback":
-        return Action.model_validate({"callback": {"queue": target}})
-    return Action.model_validate({kind: target})

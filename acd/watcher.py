@@ -15,6 +15,7 @@ from typing import Any
 
 from acd.state import CentreState, Change
 from core.ami import AmiClient, AmiError
+from core.callcontrol import AmiCallControl
 from core.centre import Centre
 from core.storage import Store
 
@@ -33,6 +34,7 @@ EVENTS = (
 class QueueWatcher:
     def __init__(self, ami: AmiClient, store: Store, centre: Centre) -> None:
         self.ami = ami
+        self.control = AmiCallControl(ami)
         self.store = store
         self.state = CentreState([q.name for q in centre.queues])
         self.queues = {q.name: q for q in centre.queues}
@@ -122,23 +124,8 @@ class QueueWatcher:
         self._redirected.add(uniqueid)
         self._no_answers.pop(uniqueid, None)
         try:
-            await self.ami.send(
-                {
-                    "Action": "Setvar",
-                    "Channel": channel,
-                    "Variable": "TELEPHONIST_REDIRECT_REASON",
-                    "Value": reason,
-                }
-            )
-            await self.ami.send(
-                {
-                    "Action": "Redirect",
-                    "Channel": channel,
-                    "Context": "telephonist-dest",
-                    "Exten": "queue-no-answer",
-                    "Priority": "1",
-                }
-            )
+            await self.control.set_variable(channel, "TELEPHONIST_REDIRECT_REASON", reason)
+            await self.control.redirect(channel, "telephonist-dest", "queue-no-answer")
             log.info("caller %s taken out of %s: %s", uniqueid, queue, reason)
         except AmiError as exc:
             log.warning("caller %s not taken out of %s: %s", uniqueid, queue, exc)

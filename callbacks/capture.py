@@ -14,14 +14,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from callbacks.policy import NumberPolicy
+from callbacks.request import request_callback
 from core.centre import Centre
+from core.destinations import Destination, Router
 from core.models import CallbackRequest
 from core.stasis import CallEnded, CallSession
 from core.storage import Store
-from ivr.controller import request_callback
 
 if TYPE_CHECKING:
-    from acd.controller import AcdController
     from acd.watcher import QueueWatcher
 
 log = logging.getLogger("telephonist.callbacks")
@@ -32,13 +32,13 @@ class QueueCallbackRoute:
         self,
         store: Store,
         watcher: QueueWatcher,
-        acd: AcdController,
+        router: Router,
         centre: Centre,
         policy: NumberPolicy,
     ) -> None:
         self.store = store
         self.watcher = watcher
-        self.acd = acd
+        self.router = router
         self.centre = centre
         self.policy = policy
 
@@ -61,7 +61,7 @@ class QueueCallbackRoute:
                 return
             # No number confirmed, or none allowed: back to the queue (a new place).
             await session.play("sound:pls-hold-while-try")
-            await self.acd.to_queue(session, queue, session.line)
+            await self.router.send(session, Destination("queue", queue), session.line)
         except CallEnded:
             pass
 

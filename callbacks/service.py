@@ -41,12 +41,14 @@ from callbacks import tasks
 from callbacks.policy import NumberPolicy
 from callbacks.tasks import payload
 from core.ami import AmiClient, AmiError, list_channels, outcome_unknown
+from core.callcontrol import AmiCallControl, Originate
 from core.centre import Centre
 from core.models import CallbackAttempt, CallbackRequest, QueueLogEntry, as_utc
 from core.storage import Store, UnitOfWork
 
 if TYPE_CHECKING:
     from acd.queue_log import QueueLogIngester
+    from acd.redirects import Decision
     from acd.watcher import QueueWatcher
 
 log = logging.getLogger("telephonist.callbacks")
@@ -92,6 +94,7 @@ class CallbackService:
         self.policy = policy
         self.store = store
         self.ami = ami
+        self.control = AmiCallControl(ami)
         self.centre = centre
         self.settings = centre.callbacks
         self.watcher = watcher
@@ -191,7 +194,7 @@ class CallbackService:
                 gone += 1
                 log.info("callback %s: task closed, its placeholder leaves the queue", key[0])
                 try:
-                    await self.ami.send({"Action": "Hangup", "Channel": channel})
+                    await self.control.hangup(channel)
                 except AmiError as exc:
                     log.warning("placeholder %s not hung up: %s", channel, exc)
         return gone
@@ -292,19 +295,14 @@ class CallbackService:
             variables["TELEPHONIST_CB_AGENT_EXTEN"] = agent.extension
         exten = f"{'ag' if agent_id else 'cb'}{cb_id}x{n}"
         try:
-            await self.ami.send(
-                {
-                    "Action": "Originate",
-                    "Channel": f"Local/{exten}@telephonist-cb-queue/n",
-                    "Context": "telephonist-cb-dial",
-                    "Exten": "s",
-                    "Priority": "1",
-                    "Async": "true",
-                    "Timeout": str(8 * 3600 * 1000),
-                    "CallerID": f"Callback <{tasks.normalise(number)}>",
-                    "Variable": ",".join(f"{k}={v}" for k, v in variables.items()),
-                },
-                as_list=False,  # panoramisk would wait for OriginateResponse (the answer)
+            await self.control.originate(
+                Originate(
+                    channel=f"Local/{exten}@telephonist-cb-queue/n",
+                    context="telephonist-cb-dial",
+                    timeout=8 * 3600,  # a placeholder may wait in the queue for hours
+                    caller_id=f"Callback <{tasks.normalise(number)}>",
+                    variables=variables,
+                )
             )
         except AmiError as exc:
             if outcome_unknown(exc):
@@ -450,6 +448,29 @@ class CallbackService:
             return  # withheld or garbage caller ID: nobody to call back
         log.info("missed call from %s in %s: task %s (%s)", number, queue, cb.id,
                  "new" if created else "merged")  # fmt: skip
+
+    async def on_redirect(self, uow: UnitOfWork, decision: Decision, caller: str) -> None:
+        """A queue redirected a caller (the ACD's redirect hook, in the transaction that
+        stores the redirect). Sent nowhere that serves them (hang-up, an outside number, or
+        nothing configured): a missed call to call back. Voicemail makes its own task when a
+        message is left; another queue, a menu or an extension still serve the caller."""
+        missed = self.settings.missed
+        kind = (decision.destination or "hangup").partition(":")[0]
+        if not missed.redirected or kind not in ("hangup", "outside"):
+            return
+        try:
+            await tasks.missed(
+                uow,
+                policy=self.policy,
+                number=caller,
+                queue=decision.queue,
+                source="missed",
+                window=missed.window,
+                delay=missed.delay,
+                note=f"{decision.reason} ({decision.detail})"[:200],
+            )
+        except tasks.CallbackError as exc:
+            log.info("missed call not called back: %s", exc)  # withheld, or the policy
 
     async def _callback_line(self, uow: UnitOfWork, e: QueueLogEntry) -> None:
         try:

@@ -172,7 +172,7 @@ def bench(
     rows: Annotated[int, typer.Option(help="Rows in the generated list", min=1)] = 100_000,
 ) -> None:
     """Import a generated list into a scratch database: rows/s, memory, longest write lock."""
-    from dialer.import_bench import run
+    from bench.contacts_import import run
 
     result = asyncio.run(run(rows))
     for line in result.lines():

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from bench.dialer import bench as run_bench
+from bench.dialer import parse_seeds, render, run_days, table
 from cli.common import errors
-from dialer.bench import bench as run_bench
-from dialer.bench import parse_seeds, render, run_days, table
 from dialer.pacing import POLICIES
 from dialer.sim import SCENARIOS
 

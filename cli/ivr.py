@@ -152,7 +152,7 @@ def bench(
     import asyncio
 
     from asterisk_conf.sandbox import SandboxError
-    from ivr.bench import RATES, run
+    from bench.ivr import RATES, run
 
     rates = tuple(r for r in RATES if r <= max_rate)
     typer.echo("IVR benchmark: answer, prompt, one digit, prompt, hang up (sipp, RFC 4733)")

@@ -124,8 +124,8 @@ def bench(
     talk: float = typer.Option(4.0, help="Seconds each answered call lasts"),
 ) -> None:
     """ACD benchmark on the sandbox PBX: offered, answered, redirected, lost, watcher delay."""
-    from acd.bench import run
     from asterisk_conf.sandbox import SandboxError
+    from bench.acd import run
     from cli.common import errors
 
     with errors(SandboxError, RuntimeError):

@@ -16,6 +16,7 @@ from sqlmodel import col
 
 from cli.common import ami_session, errors, open_store, state
 from core.ami import AmiError
+from core.callcontrol import AmiCallControl, Originate
 from core.files import open_export
 from core.models import VoicemailMessage
 from core.settings import Settings
@@ -136,17 +137,14 @@ def play(
         row = await _get(settings, message_id)
         inside = _inside_path(settings, Path(row.file))
         async with ami_session(settings) as ami:
-            await ami.send(
-                {
-                    "Action": "Originate",
-                    "Channel": f"PJSIP/{on}",
-                    "Application": "Playback",
-                    "Data": str(inside.with_suffix("")),
-                    "CallerID": f"Voicemail <{row.mailbox}>",
-                    "Timeout": "30000",
-                    "Async": "true",
-                },
-                as_list=False,  # the queued reply, not the answer
+            await AmiCallControl(ami).originate(
+                Originate(
+                    channel=f"PJSIP/{on}",
+                    application="Playback",
+                    data=str(inside.with_suffix("")),
+                    caller_id=f"Voicemail <{row.mailbox}>",
+                    timeout=30,
+                )
             )
 
     with errors(VoicemailError, AmiError):

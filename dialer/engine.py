@@ -29,6 +29,7 @@ from sqlalchemy import case, func, select
 from sqlmodel import col
 
 from core.ami import AmiClient, AmiError, list_channels, outcome_unknown
+from core.callcontrol import AmiCallControl, Originate
 from core.models import (
     Campaign,
     CampaignLead,
@@ -78,6 +79,7 @@ class DialerService:
         self.wrapups = dict(wrapups or {})
         """Each queue's wrap-up seconds (app_queue's ``wrapuptime``; members may have their own)."""
         self.ami = ami
+        self.control = AmiCallControl(ami)
         self.watcher = watcher
         self.interval = interval
         self.policies: dict[int, pacing.Policy] = {}
@@ -289,20 +291,15 @@ class DialerService:
             "TELEPHONIST_AMD": "1" if c.amd else "0",
         }
         try:
-            await self.ami.send(
-                {
-                    "Action": "Originate",
-                    "Channel": f"PJSIP/{digits}@{c.trunk}",
-                    "ChannelId": f"dial-{attempt_id}",
-                    "Context": "telephonist-dialer",
-                    "Exten": "s",
-                    "Priority": "1",
-                    "Async": "true",
-                    "Timeout": str(max(15, c.ring_seconds) * 1000),
-                    "CallerID": f"<{c.caller_id}>" if c.caller_id else "",
-                    "Variable": ",".join(f"{k}={v}" for k, v in variables.items()),
-                },
-                as_list=False,
+            await self.control.originate(
+                Originate(
+                    channel=f"PJSIP/{digits}@{c.trunk}",
+                    channel_id=f"dial-{attempt_id}",
+                    context="telephonist-dialer",
+                    timeout=max(15, c.ring_seconds),
+                    caller_id=f"<{c.caller_id}>" if c.caller_id else "",
+                    variables=variables,
+                )
             )
         except AmiError as exc:
             if outcome_unknown(exc):
@@ -531,19 +528,14 @@ async def place_preview(
         "TELEPHONIST_TRUNK": c.trunk,
         "TELEPHONIST_RING_SECONDS": str(max(15, c.ring_seconds)),
     }
-    await ami.send(
-        {
-            "Action": "Originate",
-            "Channel": f"PJSIP/{extension}",
-            "Context": "telephonist-dialer-preview",
-            "Exten": "s",
-            "Priority": "1",
-            "Async": "true",
-            "Timeout": str(ring_seconds * 1000),
-            "CallerID": f"Preview <{digits}>",
-            "Variable": ",".join(f"{k}={v}" for k, v in variables.items()),
-        },
-        as_list=False,
+    await AmiCallControl(ami).originate(
+        Originate(
+            channel=f"PJSIP/{extension}",
+            context="telephonist-dialer-preview",
+            timeout=ring_seconds,
+            caller_id=f"Preview <{digits}>",
+            variables=variables,
+        )
     )
     return attempt_id
 

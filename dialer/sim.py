@@ -86,7 +86,7 @@ SCENARIOS = {
     ),
     "S4": Scenario("S4", agents=20, p_live=0.15, machine=0.30, amd=True, amd_false_positive=0.01),
     "S5": Scenario("S5", agents=500, p_live=0.20),
-    # What a live run on the sandbox PBX can reproduce (dialer/live.py): a few minutes, talk
+    # What a live run on the sandbox PBX can reproduce (bench/dialer_live.py): a few minutes, talk
     # times a tenth of the model's, app_queue's fixed wrap-up; no answering machines.
     "LIVE": Scenario(
         "LIVE", agents=8, p_live=0.30, machine=0.0, hours=5 / 60, talk_scale=0.1, wrap_ms=3000

@@ -22,11 +22,13 @@ from agi_handlers.server import AgiServer, agi_peers
 from agi_handlers.vip import vip_lookup_route
 from callbacks.capture import QueueCallbackRoute
 from callbacks.policy import NumberPolicy
+from callbacks.request import CallbackOffer
 from callbacks.service import CallbackService
 from callbacks.voicemail import VoicemailWatcher, sandbox_spool
 from core import calls
 from core.ami import AmiClient, AmiError
 from core.ari import AriClient
+from core.destinations import Router
 from core.events import OutboxPublisher
 from core.loops import Supervisor
 from core.retention import Pruner
@@ -34,10 +36,10 @@ from core.settings import Settings
 from core.stasis import EVENTS as STASIS_EVENTS
 from core.stasis import StasisDispatcher
 from core.storage import Store
+from demo.route import demo_route
 from dialer.engine import DialerService
 from ivr.controller import IvrController, LatencyLog
 from ivr.definitions import Definitions
-from ivr.demo import demo_route
 from serve.http import HttpEndpoint
 
 log = logging.getLogger("telephonist.serve")
@@ -88,7 +90,11 @@ class Service:
         self.latency = LatencyLog()
         # Numbers that come from callers are dialled back only under the centre's policy.
         policy = NumberPolicy(self.centre.callbacks.numbers, settings.dialer.region)
-        self.acd = AcdController(self.store, self.centre, policy=policy)
+        # One router sends callers to destinations (queue redirects, IVR options, line
+        # fallbacks); each capability registers the kinds it takes.
+        self.router = Router(self.centre)
+        self.acd = AcdController(self.store, self.centre, self.router)
+        self.router.handle("callback", CallbackOffer(self.store, policy, self.centre))
         self.watcher = QueueWatcher(self.ami, self.store, self.centre)
         self.agents = AgentService(self.ami, self.store, self.centre)
         self.ami.on_connect(self._restore_agents)
@@ -101,11 +107,12 @@ class Service:
         routes["acd-redirect"] = self.acd.redirect
         routes["queue"] = self.acd.line
         routes["queue-callback"] = QueueCallbackRoute(
-            self.store, self.watcher, self.acd, self.centre, policy
+            self.store, self.watcher, self.router, self.centre, policy
         )
         self.callbacks = CallbackService(
             self.store, self.ami, self.centre, self.watcher, self.queue_log, policy=policy
         )
+        self.acd.redirect_hooks.append(self.callbacks.on_redirect)  # missed calls
         self.dialer = DialerService(
             self.store, self.ami, self.watcher, self.queue_log,
             wrapups={q.name: q.wrapup for q in self.centre.queues},
@@ -121,9 +128,8 @@ class Service:
         )
         if self.registry is not None:
             ivr = IvrController(
-                self.store, self.registry, self.centre, acd=self.acd, policy=policy,
-                latency=self.latency,
-            )  # fmt: skip
+                self.store, self.registry, self.centre, self.router, latency=self.latency
+            )
             routes |= {"ivr": ivr.start, "ivr-resume": ivr.resume}
             self.agi.route("vip-lookup", vip_lookup_route(self.registry))
         self.stasis = StasisDispatcher(self.ari, routes)

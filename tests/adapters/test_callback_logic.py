@@ -16,10 +16,11 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import col
 
 from acd.queue_log import QueueLogIngester
+from acd.redirects import Decision
 from acd.state import Member, WaitingCaller
 from acd.watcher import QueueWatcher
 from callbacks import tasks
@@ -485,3 +486,26 @@ async def test_a_caller_may_ask_for_so_many_callbacks_a_day(store: Store) -> Non
     with pytest.raises(tasks.TooManyRequests, match="requests_per_caller: 3"):
         await ask("2125550109", now)
     await ask("2125550109", now + timedelta(days=1, seconds=1))  # the next day: again
+
+
+async def test_a_redirect_to_nowhere_that_serves_is_a_missed_call(
+    store: Store, rig: SimpleNamespace
+) -> None:
+    """The ACD's redirect hook: hang-up or an outside number -> a missed-call task (once per
+    number); voicemail, another queue... serve the caller -> none; a refused number -> none."""
+    cases = [("5550601", "hangup", True), ("5550602", "outside:0123@office", True),
+             ("5550603", "voicemail:100", False), ("5550604", "queue:q", False),
+             ("112", "hangup", False), ("5550601", "hangup", False)]  # fmt: skip
+    for caller, destination, makes in cases:
+        async with store.unit_of_work() as uow:
+            before = (await uow.session.execute(select(func.count()).select_from(
+                CallbackRequest))).scalar_one()  # fmt: skip
+            decision = Decision("q", "overflow", "queue full", "FULL", destination)
+            await rig.service.on_redirect(uow, decision, caller)
+            after = (await uow.session.execute(select(func.count()).select_from(
+                CallbackRequest))).scalar_one()  # fmt: skip
+        assert after - before == (1 if makes else 0), (caller, destination)
+    async with store.sessions() as s:
+        (first,) = (await s.execute(select(CallbackRequest).where(
+            col(CallbackRequest.number) == "5550601"))).scalars()  # fmt: skip
+    assert (first.source, first.merged, first.note) == ("missed", 1, "overflow (queue full)")

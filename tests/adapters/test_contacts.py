@@ -222,7 +222,7 @@ async def test_a_large_import_never_holds_the_write_lock_long(tmp_path: Path) ->
     import threading
     import time
 
-    from dialer.import_bench import write_list
+    from bench.contacts_import import write_list
 
     db = tmp_path / "t.db"
     store = Store(f"sqlite+aiosqlite:///{db}")

@@ -21,13 +21,13 @@ from typing import Any, TypeVar
 
 import aiomqtt
 
-from core.simcall import dtmf_scenario
+from bench.simcall import dtmf_scenario
 
 T = TypeVar("T")
 
 __all__ = ["dtmf_scenario"]
 
-SIPP_DIR = Path(__file__).parents[2] / "core" / "sipp"
+SIPP_DIR = Path(__file__).parents[2] / "bench" / "sipp"
 SIP_HOST = "127.0.0.1"
 """Where sipp callers reach the PBX's SIP; the scenario session sets its own (conftest)."""
 # Each sipp takes its SIP port and 4 media ports from -mp: keep 10 apart, clear of 25xxx.

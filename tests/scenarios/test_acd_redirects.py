@@ -219,3 +219,27 @@ async def test_max_wait_while_the_only_agent_is_busy(
         "TIMEOUT",
         "voicemail:100",
     )
+
+
+async def test_a_centre_without_ivr_menus_still_redirects_its_queue_callers(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    """serve with a centre file that has no ``ivr:`` (no menus at all): line 307 goes
+    straight to empty-q, nobody is logged in, and its ``empty`` redirect sends the caller to
+    voicemail 100 — the ACD's own router, not one the IVR lends it (before: the redirect was
+    stored as routed while the caller heard "all circuits busy")."""
+    centre = settings.centre_file
+    assert centre is not None
+    no_ivr = centre.with_name("centre-no-ivr.yaml")
+    no_ivr.write_text("".join(line for line in centre.read_text().splitlines(keepends=True)
+                              if not line.startswith("ivr:")))  # fmt: skip
+    serve.stop()
+    await asyncio.to_thread(serve.start, env_extra={"TELEPHONIST_CENTRE_FILE": str(no_ivr)})
+    try:
+        await dial(settings, tmp_path, "5570009", "", 5000, line="307")
+        await ami_watch.wait_for(voicemail_for("5570009"), what="VoiceMail after empty queue")
+        row = await redirect_of(store, "5570009")
+        assert (row.queue, row.reason, row.destination) == ("empty-q", "empty", "voicemail:100")
+    finally:
+        serve.stop()
+        await asyncio.to_thread(serve.start)

@@ -1,5 +1,5 @@
 """Callbacks and voicemail with real calls: sipp callers, agents' phones and customers behind a
-trunk (core/sipp/customer.xml: numbers ending in 9 never answer), against the sandbox PBX.
+trunk (bench/sipp/customer.xml: numbers ending in 9 never answer), against the sandbox PBX.
 
 What is asserted is what Asterisk did (its AMI events) and what telephonist stored."""
 
@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from bench.simcall import audio_scenario
 from callbacks.tasks import OPEN
 from core.ami import AmiClient
 from core.models import CallbackAttempt, CallbackRequest, VoicemailMessage
 from core.settings import Settings
-from core.simcall import audio_scenario
 from core.storage import Store
 from tests.scenarios.conftest import MQTT_PORT, SMTP_PORT, AmiWatch
 from tests.scenarios.harness import (

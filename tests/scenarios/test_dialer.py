@@ -1,5 +1,5 @@
 """A short live campaign on the sandbox PBX: contacts imported from a file, a DNC number, a
-contact outside its calling window, customers behind a trunk (core/sipp/customer.xml: ...8
+contact outside its calling window, customers behind a trunk (bench/sipp/customer.xml: ...8
 busy, ...9 never answers, others answer) and an agent's phone. The stored attempts must match
 what Asterisk did."""
 
@@ -20,11 +20,11 @@ from sqlmodel import col
 
 from asterisk_conf.render import agent_password
 from asterisk_conf.sandbox import Sandbox
+from bench import dialer_live as live
 from core.ami import AmiClient, AmiError
 from core.models import Campaign, CampaignLead, DialAttempt, DncEntry, as_utc
 from core.settings import Settings
 from core.storage import Store
-from dialer import live
 from dialer.sim import SCENARIOS
 from tests.scenarios.conftest import AmiWatch
 from tests.scenarios.harness import AgentPhone, Serve, sipp_call, telephonist, until
@@ -235,7 +235,7 @@ async def test_live_run_agrees_with_the_simulator(
     """A predictive campaign on the sandbox PBX: simulated called parties answer, ring, are
     busy or never answer as the simulator's pre-drawn leads of seed 0 say, and 8 simulated
     agents (auto-answer, 3 s wrap-up) take the calls. Its dials, abandon rate and occupancy
-    must agree with the simulator's for the same seed-day and parameters (dialer/live.py
+    must agree with the simulator's for the same seed-day and parameters (bench/dialer_live.py
     states the tolerance).
     ``LIVE_RUN_MINUTES`` sets the length (``make bench-dialer-live`` runs 10)."""
     minutes = float(os.environ.get("LIVE_RUN_MINUTES", "5"))

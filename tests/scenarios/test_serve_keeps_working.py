@@ -296,8 +296,8 @@ async def test_a_large_import_while_calls_come_in(
 ) -> None:
     """An admin imports 30,000 contacts while callers ring in: each call is answered at
     once and closed, the import commits in short batches (it used to hold the lock 54 s)."""
+    from bench.contacts_import import write_list
     from core.models import Call
-    from dialer.import_bench import write_list
 
     big = tmp_path / "big.csv"
     await asyncio.to_thread(write_list, big, 30_000)

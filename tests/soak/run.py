@@ -37,10 +37,10 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from asterisk_conf.sandbox import Sandbox
+from bench.contacts_import import write_list
 from core.models import Call, CallbackAttempt, CallbackRequest, OutboxEvent
 from core.settings import load_settings
 from core.storage import Store
-from dialer.import_bench import write_list
 from ivr.definitions import load_definitions
 from tests.scenarios.harness import (
     AgentPhone,

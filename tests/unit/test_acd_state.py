@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from acd.redirects import after_hours, decide, to_action
+from acd.redirects import after_hours, decide
 from acd.state import CentreState
 from core.centre import Queue
+from core.destinations import Destination
 
 
 def test_callers_join_leave_and_are_renumbered() -> None:
@@ -70,7 +71,7 @@ def test_redirect_decisions() -> None:
     assert (decide(q, "FULL").reason, decide(q, "FULL").destination) == ("overflow", "queue:sales")
     assert decide(q, "LEAVEEMPTY").detail == "no agent available while waiting"
     assert decide(q, "CONTINUE").destination is None  # no_answer not configured
-    assert to_action("voicemail:100").describe() == "voicemail:100"
+    assert str(Destination.parse("voicemail:100")) == "voicemail:100"
 
 
 def test_after_hours_in_the_queue_time_zone() -> None:

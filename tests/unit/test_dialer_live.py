@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dialer import live
+from bench import dialer_live as live
 from dialer.sim import NO_ANSWER_MS, SCENARIOS
 
 

@@ -31,11 +31,11 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from asterisk_conf.sandbox import Sandbox
+from bench.simcall import dtmf_scenario
 from core.ami import AmiClient
 from core.http_client import api
 from core.models import Call
 from core.settings import Settings, load_settings
-from core.simcall import dtmf_scenario
 from core.storage import Store
 from ivr.definitions import load_definitions
 

@@ -1,10 +1,10 @@
 """A live dialer run on the sandbox PBX, checked against the simulator (``dialer/sim.py``).
 
-The called parties are one sipp UAS (``core/sipp/callee.xml``) behind a trunk: the k-th call
+The called parties are one sipp UAS (``bench/sipp/callee.xml``) behind a trunk: the k-th call
 it receives takes the k-th line of an injection file written here from the simulator's
 pre-drawn leads for the same seed (:func:`write_injection`): outcome, ring time, talk time —
 exactly what the k-th call launched in the simulated day gets. The agents are auto-answer
-headsets (``core/sipp/agent_autoanswer.xml``) in a queue whose app_queue ``wrapuptime`` is the
+headsets (``bench/sipp/agent_autoanswer.xml``) in a queue whose app_queue ``wrapuptime`` is the
 scenario's fixed wrap-up. The campaign is paced by the dialer in ``serve``, as in production.
 
 :func:`measure` reads what happened from the stored attempts over the run's window, with the
@@ -31,7 +31,7 @@ from core.storage import Store
 from dialer.sim import NO_ANSWER_MS, SECOND, Leads, Scenario, simulate
 
 LIVE, BUSY, NO_ANSWER = 0, 2, 3
-"""Outcome codes in the injection file (field0), as ``core/sipp/callee.xml`` reads them."""
+"""Outcome codes in the injection file (field0), as ``bench/sipp/callee.xml`` reads them."""
 
 TOLERANCE = {"occupancy": 0.06, "abandon_rate": 0.03, "dials": 0.15}
 """Live minus the simulator's same seed-day (the same leads, call by call), at most this much:

@@ -20,16 +20,16 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from asterisk_conf.sandbox import Sandbox
+from bench.ivr import _pct, _wait_healthy
+from bench.simcall import dtmf_scenario
 from core.ami import AmiClient
 from core.http_client import api
 from core.models import QueueRedirect
 from core.settings import Settings, load_settings
-from core.simcall import dtmf_scenario
-from ivr.bench import _pct, _wait_healthy
 from ivr.definitions import load_definitions
 
 AGENT_PORT = 29500
-SIPP = Path(__file__).parents[1] / "core" / "sipp"
+SIPP = Path(__file__).parent / "sipp"
 
 
 def _centre(agents: int) -> str:
