@@ -27,7 +27,6 @@ MODULES = [
     "core.destinations",
     "serve.http",
     "callbacks.policy",
-    "callbacks.rules",
     "asterisk_conf.render",
     "asterisk_conf.sandbox",
 ]
