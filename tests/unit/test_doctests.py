@@ -23,7 +23,6 @@ MODULES = [
     "core.yamlfile",
     "core.hours",
     "core.callcontrol",
-    "core.numbers",
     "core.destinations",
     "serve.http",
     "callbacks.policy",
