@@ -167,10 +167,10 @@ class Sandbox:
                 path.chmod(0o640)
         for inside in (paths.lib, paths.spool, paths.run, paths.log, paths.cache):
             top = self.host_path(inside)
-            os.chown(top, uid, gid)
+            _own_path(top, uid, gid)
             for folder, dirs, files in os.walk(top):
                 for name in dirs + files:
-                    os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
+                    _own_path(Path(folder, name), uid, gid)
 
     def _install_hosts(self) -> None:
         """The host's /etc/hosts with its own name in it: without it every SIP request waits
@@ -335,6 +335,14 @@ class Sandbox:
 
     def logs(self, lines: int = 50) -> str:
         return self._tail(self.log_file, lines)
+
+
+def _own_path(path: Path, uid: int, gid: int) -> None:
+    """Give ``path`` (never a link's target) to uid:gid, unless it is theirs already (a
+    spool with years of recordings is walked at every start; only new files are changed)."""
+    st = path.lstat()
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        os.chown(path, uid, gid, follow_symlinks=False)
 
 
 def _alive(pid: int) -> bool:

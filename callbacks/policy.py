@@ -24,21 +24,10 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import PhoneNumberType, shortnumberinfo
 
-from core.centre import CallbackNumbers
+from core.centre import NUMBER_TYPES, CallbackNumbers
 
-TYPE_NAMES = {
-    "fixed_line": PhoneNumberType.FIXED_LINE,
-    "mobile": PhoneNumberType.MOBILE,
-    "fixed_line_or_mobile": PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    "toll_free": PhoneNumberType.TOLL_FREE,
-    "premium_rate": PhoneNumberType.PREMIUM_RATE,
-    "shared_cost": PhoneNumberType.SHARED_COST,
-    "voip": PhoneNumberType.VOIP,
-    "personal_number": PhoneNumberType.PERSONAL_NUMBER,
-    "pager": PhoneNumberType.PAGER,
-    "uan": PhoneNumberType.UAN,
-    "voicemail": PhoneNumberType.VOICEMAIL,
-}
+TYPE_NAMES = {name: getattr(PhoneNumberType, name.upper()) for name in NUMBER_TYPES}
+"""The names the centre file uses (``core.centre.NUMBER_TYPES``) -> libphonenumber's types."""
 _NAME_OF = {v: k for k, v in TYPE_NAMES.items()}
 WHY = {
     "emergency": "an emergency number",
