@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from core.loops import retry_after
 from core.models import QueueLogEntry, QueueLogPosition
 from core.storage import Store, UnitOfWork
 
@@ -68,7 +69,7 @@ class QueueLogIngester:
                 await self.ingest_once()
             except OSError as exc:
                 log.warning("queue_log %s not read: %s", self.path, exc)
-            await asyncio.sleep(self.interval)
+            await retry_after(self.interval)
 
     async def ingest_once(self) -> int:
         """Store the lines added since the last call; returns how many."""

@@ -20,6 +20,7 @@ from panoramisk import Manager
 from panoramisk.message import Message
 
 from core.backoff import Backoff
+from core.loops import retry_after
 from core.supervision import Link
 
 EventHandler = Callable[[Message], Awaitable[None] | None]
@@ -193,7 +194,7 @@ class AmiClient:
             except (OSError, TimeoutError, AmiError) as exc:
                 manager.close()
                 self.link.down(exc)
-                await asyncio.sleep(self._backoff.next())
+                await retry_after(self._backoff.next())
                 continue
             self._manager = manager
             self._backoff.reset()
@@ -210,7 +211,7 @@ class AmiClient:
                 self._fail_pending(manager)
             manager.close()
             self.link.down(reason if isinstance(reason, BaseException) else "connection closed")
-            await asyncio.sleep(self._backoff.next())
+            await retry_after(self._backoff.next())
 
     async def _open(self, manager: _Manager) -> None:
         loop = asyncio.get_running_loop()

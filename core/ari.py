@@ -24,6 +24,7 @@ from aioswagger11.http_client import (
 )
 
 from core.backoff import Backoff
+from core.loops import retry_after
 from core.supervision import Link
 
 ConnectHandler = Callable[[], Awaitable[None]]
@@ -114,7 +115,7 @@ class AriClient:
                 self._client = None
                 if client is not None:
                     await _close_quietly(client)
-            await asyncio.sleep(self._backoff.next())
+            await retry_after(self._backoff.next())
 
     async def _filter_events(self, client: Any) -> None:
         if not self.allowed_events:

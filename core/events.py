@@ -18,6 +18,7 @@ import aiomqtt
 
 from core import metrics
 from core.backoff import Backoff
+from core.loops import retry_after
 from core.settings import MqttSettings
 from core.storage import Store
 from core.supervision import Link
@@ -57,7 +58,7 @@ class OutboxPublisher:
                         tg.create_task(_until_disconnected(client), name="mqtt-watch")
             except* aiomqtt.MqttError as group:
                 self.link.down(group.exceptions[0])
-            await asyncio.sleep(self._backoff.next())
+            await retry_after(self._backoff.next())
 
     async def watch_pending(self, interval: float = 2.0) -> None:
         """Keep ``telephonist_outbox_pending`` the true count of unsent events, also while

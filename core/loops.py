@@ -8,7 +8,12 @@ traceback, then one line per restart), counted in ``telephonist_loop_failures_to
 in ``/healthz`` (which loop, since when, the last error) and the loop is started again after a
 capped, jittered back-off. The other loops, and the calls in progress, go on.
 
-Cancellation (SIGTERM, the end of serve) is never caught: it ends every loop at once.
+Cancellation (SIGTERM, the end of serve) is never caught: it ends every loop at once. A
+clean-up that fails while a cancellation goes through (aiomqtt's disconnect timing out, a
+TaskGroup child failing as it is cancelled) replaces the CancelledError by its own error; a loop
+that then went round again could never be stopped. So every retry waits through
+:func:`retry_after`, which ends the loop instead when its task is being cancelled, and the guard
+does the same with an error that arrives during a cancellation.
 """
 
 from __future__ import annotations
@@ -26,6 +31,20 @@ from core.backoff import Backoff
 log = logging.getLogger("telephonist.loops")
 
 LoopFactory = Callable[[], Awaitable[Any]]
+
+
+def cancelling() -> bool:
+    """Whether the current task has been asked to stop (even if the CancelledError was lost)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def retry_after(delay: float) -> None:
+    """A reconnect or retry loop's wait before its next attempt; raises CancelledError instead
+    if the task is being cancelled (the error the loop just caught may have replaced it)."""
+    if cancelling():
+        raise asyncio.CancelledError
+    await asyncio.sleep(delay)
 
 
 @dataclass
@@ -110,6 +129,11 @@ class Supervisor:
                 metrics.LOOP_UP.labels(health.name).set(0)
                 raise
             except Exception as exc:  # the loop's own error: it is restarted, serve goes on
+                if cancelling():  # a clean-up's error that replaced the cancellation
+                    health.running = False
+                    metrics.LOOP_UP.labels(health.name).set(0)
+                    log.debug("loop %s: %r while being cancelled", health.name, exc)
+                    raise asyncio.CancelledError from exc
                 error = exc
             health.running = False
             metrics.LOOP_UP.labels(health.name).set(0)

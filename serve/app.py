@@ -1,7 +1,10 @@
 """``telephonist serve``: every controller of the centre in one TaskGroup.
 
 SIGINT/SIGTERM cancel the group; each component closes its connections on the way out, and the
-process exits 0. Each background loop runs under its own guard (:mod:`core.loops`): a loop that
+process exits 0. Should a task not end within :data:`SHUTDOWN_GRACE` seconds, the stack of every
+task still running is logged and the process exits 70: a stop is never ignored.
+
+Each background loop runs under its own guard (:mod:`core.loops`): a loop that
 fails with an unexpected error is logged, counted, shown in ``/healthz`` and restarted with a
 capped back-off, while the other loops and the calls in progress go on.
 """
@@ -9,7 +12,9 @@ capped back-off, while the other loops and the calls in progress go on.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import os
 import signal
 
 from acd.agents import AgentService
@@ -43,6 +48,21 @@ from ivr.definitions import Definitions
 from serve.http import HttpEndpoint
 
 log = logging.getLogger("telephonist.serve")
+
+SHUTDOWN_GRACE = 10.0
+"""Seconds serve gives its loops to close after SIGINT/SIGTERM (aiomqtt waits up to 5 s for
+the broker's DISCONNECT acknowledgement, ARI and AMI close at once)."""
+
+
+def _stuck_shutdown() -> None:
+    """The stop did not finish: say what still runs, then end the process."""
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=12, file=out)
+        log.error("shutdown: task %s still running\n%s", task.get_name(), out.getvalue())
+    log.error("shutdown did not finish in %.0fs: exiting", SHUTDOWN_GRACE)
+    logging.shutdown()
+    os._exit(70)
 
 
 class Service:
@@ -202,6 +222,7 @@ async def serve(settings: Settings, definitions: Definitions) -> None:
             stopping = True
             log.info("%s received: shutting down", signame)
             main.cancel()
+            loop.call_later(SHUTDOWN_GRACE, _stuck_shutdown)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _stop, sig.name)

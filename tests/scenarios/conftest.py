@@ -149,7 +149,7 @@ def serve(
     s.start()
     request.node.stash[SERVE_LOG] = s
     yield s
-    assert s.stop() == 0, f"serve did not exit cleanly on SIGTERM:\n{s.tail()}"
+    assert s.stop() == 0, f"serve did not exit cleanly on SIGTERM:\n{s.tail(80)}"
 
 
 @pytest.fixture

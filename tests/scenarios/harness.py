@@ -149,11 +149,14 @@ class Serve:
             return 0
         self.proc.send_signal(signal.SIGTERM)
         try:
-            code = self.proc.wait(15)
+            # serve's own watchdog logs what still runs and exits 70 after 10 s.
+            code = self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError("serve did not stop within 15 s of SIGTERM") from None
+            raise AssertionError(
+                f"serve did not stop within 20 s of SIGTERM:\n{self.tail(80)}"
+            ) from None
         self.proc = None
         self._log.close()
         return code

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
+from typing import Any
 
+import aiomqtt
 import pytest
 
 from core import metrics
+from core.events import OutboxPublisher
 from core.loops import Supervisor
+from core.settings import MqttSettings
+from core.storage import Store
 
 
 def failures(name: str) -> float:
@@ -91,3 +97,71 @@ async def test_cancellation_is_never_taken_for_a_failure() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cancelled.is_set() and sup.loops[0].failures == 0 and not sup.loops[0].degraded
+
+
+async def test_a_loop_whose_clean_up_fails_on_cancel_still_ends() -> None:
+    """A client's clean-up that fails while a cancellation goes through (aiomqtt's disconnect
+    timing out, a TaskGroup child failing as it is cancelled) replaces the CancelledError by
+    its own error; the loop must still end instead of restarting, or serve never stops."""
+    sup = Supervisor(base=0.01, cap=0.01)
+    starts = 0
+
+    async def cleanup_fails() -> None:
+        nonlocal starts
+        starts += 1
+        try:
+            await asyncio.Event().wait()
+        finally:
+            raise OSError("connection reset while closing")
+
+    sup.add("cleanup-test", cleanup_fails)
+    task = asyncio.create_task(sup.run())
+    await asyncio.sleep(0.02)
+    task.cancel()
+    async with asyncio.timeout(2):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert starts == 1
+
+
+async def test_the_outbox_publisher_ends_when_the_broker_disconnect_fails_on_cancel(
+    tmp_path: Path,
+) -> None:
+    """The hang seen in scenario teardowns: SIGTERM, then aiomqtt's ``__aexit__`` raised
+    MqttError (no DISCONNECT acknowledgement in time); the publisher took it for a broker
+    failure and reconnected forever."""
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    await store.migrate()
+    publisher = OutboxPublisher(store, MqttSettings())
+    connects = 0
+
+    class Client:
+        async def __aenter__(self) -> Client:
+            nonlocal connects
+            connects += 1
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            raise aiomqtt.MqttError("Operation timed out")
+
+        @property
+        def messages(self) -> Any:
+            async def forever() -> Any:
+                await asyncio.Event().wait()
+                yield None
+
+            return forever()
+
+    publisher._client = Client  # type: ignore[assignment,method-assign]
+    task = asyncio.create_task(publisher.run())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    try:
+        async with asyncio.timeout(2):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
+    assert connects == 1
