@@ -14,6 +14,7 @@ from sqlmodel import col
 
 from cli.common import errors, open_store, state
 from core.models import ContactList, ContactPhone
+from core.numbers import check_region
 from core.settings import Settings
 from dialer.contacts import ImportFileError, dnc_add, dnc_check, import_file
 
@@ -49,6 +50,7 @@ def import_(
 ) -> None:
     """Import a CSV or XLSX file: good rows in, bad rows to a rejects file with the reason."""
     settings = state(ctx).settings()
+    region = _region(region, settings)
 
     async def go() -> None:
         store = open_store(settings)
@@ -57,7 +59,7 @@ def import_(
             with Progress(transient=True) as bar:
                 task = bar.add_task(f"importing {file.name}", total=None)
                 report = await import_file(
-                    store, file, list_name, region=(region or settings.dialer.region).upper(),
+                    store, file, list_name, region=region,
                     mapping=_mapping(map_), rejects=rejects,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )  # fmt: skip
@@ -102,15 +104,30 @@ def lists(ctx: typer.Context) -> None:
         typer.echo(f"{name}: {contacts} contacts, {numbers} numbers")
 
 
+REGION_HELP = "Country of numbers written without +CC (default: dialer.region)"
+
+
+def _region(region: str | None, settings: Settings) -> str:
+    """``--region`` checked before anything is read or stored (exit 2 naming it)."""
+    if region is None:
+        return settings.dialer.region
+    try:
+        return check_region(region, "--region")
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+
+
 @dnc_app.command("add")
 def dnc_add_(
     ctx: typer.Context,
     numbers: list[str],
     note: Annotated[str, typer.Option(help="Why (kept with the entry)")] = "added by admin",
+    region: Annotated[str | None, typer.Option(help=REGION_HELP)] = None,
 ) -> None:
     """Add numbers to the do-not-call list."""
     settings = state(ctx).settings()
-    added, bad = asyncio.run(_dnc_add(settings, numbers, note))
+    added, bad = asyncio.run(_dnc_add(settings, numbers, note, _region(region, settings)))
     for e in bad:
         typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
     typer.echo(f"{added} added to the do-not-call list")
@@ -119,20 +136,25 @@ def dnc_add_(
 
 
 async def _dnc_add(
-    settings: Settings, numbers: Iterable[str], source: str
+    settings: Settings, numbers: Iterable[str], source: str, region: str
 ) -> tuple[int, list[str]]:
     store = open_store(settings)
     try:
         await store.migrate()
-        return await dnc_add(store, numbers, settings.dialer.region, source)
+        return await dnc_add(store, numbers, region, source)
     finally:
         await store.close()
 
 
 @dnc_app.command("import")
-def dnc_import(ctx: typer.Context, file: Path) -> None:
+def dnc_import(
+    ctx: typer.Context,
+    file: Path,
+    region: Annotated[str | None, typer.Option(help=REGION_HELP)] = None,
+) -> None:
     """Import a file of numbers (one per line, or the first column of a CSV)."""
     settings = state(ctx).settings()
+    region = _region(region, settings)
     with errors(ImportFileError):
         try:
             fh = file.open(errors="replace")
@@ -141,22 +163,27 @@ def dnc_import(ctx: typer.Context, file: Path) -> None:
         with fh:  # read line by line: a list of millions of numbers stays out of memory
             numbers = (line.split(",")[0].split(";")[0].strip() for line in fh)
             wanted = (n for n in numbers if n and any(ch.isdigit() for ch in n))
-            added, bad = asyncio.run(_dnc_add(settings, wanted, f"import {file.name}"))
+            added, bad = asyncio.run(_dnc_add(settings, wanted, f"import {file.name}", region))
     for e in bad:
         typer.secho(f"{file}: rejected: {e}", err=True, fg=typer.colors.YELLOW)
     typer.echo(f"{added} added to the do-not-call list, {len(bad)} rejected")
 
 
 @dnc_app.command("check")
-def dnc_check_(ctx: typer.Context, number: str) -> None:
+def dnc_check_(
+    ctx: typer.Context,
+    number: str,
+    region: Annotated[str | None, typer.Option(help=REGION_HELP)] = None,
+) -> None:
     """Whether a number is on the list (exit 0: listed, 1: not listed)."""
     settings = state(ctx).settings()
+    region = _region(region, settings)
 
     async def go() -> bool:
         store = open_store(settings)
         try:
             await store.migrate()
-            entry = await dnc_check(store, number, settings.dialer.region)
+            entry = await dnc_check(store, number, region)
             return entry is not None
         finally:
             await store.close()

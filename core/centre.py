@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.hours import check_hours, check_timezone
+from core.numbers import check_region
 from core.yamlfile import DefinitionError, load_raw, read_definition, validate
 
 DIGITS = r"^[0-9]{1,20}$"
@@ -245,10 +246,7 @@ class CallbackNumbers(_Def):
     @field_validator("countries")
     @classmethod
     def _countries(cls, v: list[str]) -> list[str]:
-        for c in v:
-            if not re.fullmatch(r"[A-Z]{2}", c):
-                raise ValueError(f"{c!r} is not a country code (two capital letters, e.g. GB)")
-        return v
+        return [check_region(c, "countries") for c in v]
 
     @field_validator("prefixes")
     @classmethod

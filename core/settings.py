@@ -29,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from core.numbers import check_region
 from core.yamlfile import DefinitionError, read_definition
 
 ENV_PREFIX = "TELEPHONIST_"
@@ -220,7 +221,13 @@ class SmtpSettings(_Section):
 
 class DialerSettings(_Section):
     region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
-    """The country of numbers written without a country code (contact lists, DNC)."""
+    """The country of numbers written without a country code (contact lists, DNC, callers'
+    numbers judged for callbacks)."""
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, v: str) -> str:
+        return check_region(v, "a region")
 
 
 class Settings(BaseSettings):

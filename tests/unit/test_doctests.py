@@ -23,6 +23,7 @@ MODULES = [
     "core.yamlfile",
     "core.hours",
     "core.callcontrol",
+    "core.numbers",
     "core.destinations",
     "serve.http",
     "callbacks.policy",
