@@ -37,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
-from callbacks import tasks
+from callbacks import rules, tasks
 from callbacks.policy import NumberPolicy
 from callbacks.tasks import payload
 from core.ami import AmiClient, AmiError, list_channels, outcome_unknown
@@ -66,8 +66,6 @@ DIAL_OUTCOMES = {
 _CONDITION = {"in use": "inuse", "busy": "inuse", "ringing (in use)": "ringing"}
 """Device states (as the queue watcher names them) -> app_queue's joinempty conditions."""
 _PLACEHOLDER = re.compile(r"^Local/(?:cb|ag)([0-9]+)x([0-9]+)@")
-NOT_PLACED_RETRY = 15
-"""Seconds before a placeholder the queue refused (nobody logged in...) tries again."""
 RECONCILE_EVERY = 30.0
 """Seconds between two checks of tries against Asterisk's channels (besides each connect)."""
 GRACE = 20.0
@@ -335,17 +333,13 @@ class CallbackService:
             )
         ).scalars()
         kept = {
-            placeholder(o.id, o.tries): _aware(o.joined_at) or _aware(o.requested_at)
+            placeholder(o.id, o.tries): when
             for o in others
             if o.id is not None and o.id != cb.id
-        }
-        ahead = 0
-        for caller in state.callers.values():
-            their = next((t for p, t in kept.items() if caller.channel.startswith(p)), None)
-            at = their.timestamp() if their is not None else caller.joined_at
-            if at <= joined.timestamp():
-                ahead += 1
-        return ahead + 1 if ahead < len(state.callers) else 0
+            and (when := _aware(o.joined_at) or _aware(o.requested_at)) is not None
+        }  # fmt: skip
+        waiting = [(c.channel, c.joined_at) for c in state.callers.values()]
+        return rules.kept_place(joined, waiting, kept)
 
     def _staffed(self, queue: str) -> bool:
         """Would the queue take the placeholder now? Not when it refuses callers while every
@@ -532,21 +526,16 @@ class CallbackService:
         if counted:
             cb.attempts += 1
         uow.emit("callbacks", "attempt", payload(cb, dial_status=dial_status, talk_seconds=talk))
-        if outcome == "answered":
-            await tasks.close(uow, cb, "done", "customer answered", now)
+        then = rules.after_try(
+            outcome, attempts=cb.attempts, counted=counted, now=now,
+            max_attempts=self.settings.max_attempts, retry_delay=self.settings.retry_delay,
+        )  # fmt: skip
+        if then.state in tasks.CLOSED:
+            await tasks.close(uow, cb, then.state, then.reason, now)
             return
-        if not counted:
-            # The customer was not called: the try keeps its own row and number, and does
-            # not count against max_attempts.
-            cb.state = "pending"
-            cb.due_at = now + timedelta(seconds=NOT_PLACED_RETRY)
-            return
-        if cb.attempts >= self.settings.max_attempts:
-            await tasks.close(uow, cb, "failed", f"{cb.attempts} attempts, last: {outcome}", now)
-            return
-        cb.state = "pending"
-        cb.due_at = now + timedelta(seconds=self.settings.retry_delay)
-        uow.emit("callbacks", "retry", payload(cb))
+        cb.state, cb.due_at = then.state, then.due_at
+        if then.retry:
+            uow.emit("callbacks", "retry", payload(cb))
 
 
 async def _attempt(uow: UnitOfWork, cb_id: int, attempt: int) -> CallbackAttempt | None:

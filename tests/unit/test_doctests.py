@@ -27,6 +27,7 @@ MODULES = [
     "core.destinations",
     "serve.http",
     "callbacks.policy",
+    "callbacks.rules",
     "asterisk_conf.render",
     "asterisk_conf.sandbox",
 ]
