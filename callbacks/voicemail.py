@@ -29,6 +29,7 @@ from sqlmodel import col
 from callbacks import tasks
 from callbacks.policy import NumberPolicy
 from core.ami import AmiClient
+from core.callcontrol import CallControl, Originate
 from core.centre import Centre, Mailbox
 from core.models import VoicemailMessage
 from core.settings import SmtpSettings
@@ -266,3 +267,36 @@ def _payload(m: VoicemailMessage) -> dict[str, Any]:
 
 def sandbox_spool(rootfs: Path, instance: str) -> Path:
     return rootfs / "var/lib/telephonist" / instance / "spool" / "voicemail"
+
+
+def inside_path(host_path: Path, rootfs: Path | None) -> Path:
+    """A recording's path as Asterisk sees it: inside the sandbox's chroot (``rootfs``), or
+    as it is (an external Asterisk, ``rootfs`` None).
+
+    >>> inside_path(Path("/c/rootfs-sid/var/lib/x/msg0000.wav"), Path("/c/rootfs-sid"))
+    PosixPath('/var/lib/x/msg0000.wav')
+    >>> inside_path(Path("/var/spool/asterisk/msg0000.wav"), None)
+    PosixPath('/var/spool/asterisk/msg0000.wav')
+    """
+    if rootfs is None:
+        return host_path
+    try:
+        return Path("/") / host_path.relative_to(rootfs)
+    except ValueError:
+        return host_path
+
+
+async def play_message(
+    control: CallControl, message: VoicemailMessage, extension: str, rootfs: Path | None
+) -> None:
+    """Ring ``extension``; when answered, it hears the message (``voicemail play --on``)."""
+    recording = inside_path(Path(message.file), rootfs)
+    await control.originate(
+        Originate(
+            channel=f"PJSIP/{extension}",
+            application="Playback",
+            data=str(recording.with_suffix("")),
+            caller_id=f"Voicemail <{message.mailbox}>",
+            timeout=30,
+        )
+    )

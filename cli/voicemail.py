@@ -14,9 +14,10 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlmodel import col
 
+from callbacks.voicemail import play_message
 from cli.common import ami_session, errors, open_store, state
 from core.ami import AmiError
-from core.callcontrol import AmiCallControl, Originate
+from core.callcontrol import AmiCallControl
 from core.files import open_export
 from core.models import VoicemailMessage
 from core.settings import Settings
@@ -133,31 +134,15 @@ def play(
         with errors(VoicemailError):
             raise VoicemailError(f"--on: no extension {on!r} ({', '.join(sorted(extensions))})")
 
+    rootfs = None
+    if settings.pbx.mode == "sandbox":
+        rootfs = settings.pbx.cache_dir / f"rootfs-{settings.pbx.debian_suite}"
+
     async def go() -> None:
         row = await _get(settings, message_id)
-        inside = _inside_path(settings, Path(row.file))
         async with ami_session(settings) as ami:
-            await AmiCallControl(ami).originate(
-                Originate(
-                    channel=f"PJSIP/{on}",
-                    application="Playback",
-                    data=str(inside.with_suffix("")),
-                    caller_id=f"Voicemail <{row.mailbox}>",
-                    timeout=30,
-                )
-            )
+            await play_message(AmiCallControl(ami), row, on, rootfs)
 
     with errors(VoicemailError, AmiError):
         asyncio.run(go())
     typer.echo(f"message {message_id}: ringing {on}")
-
-
-def _inside_path(settings: Settings, host_path: Path) -> Path:
-    """The recording's path as Asterisk sees it (inside the sandbox's chroot)."""
-    if settings.pbx.mode != "sandbox":
-        return host_path
-    rootfs = settings.pbx.cache_dir / f"rootfs-{settings.pbx.debian_suite}"
-    try:
-        return Path("/") / host_path.relative_to(rootfs)
-    except ValueError:
-        return host_path

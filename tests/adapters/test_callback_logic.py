@@ -26,9 +26,11 @@ from acd.watcher import QueueWatcher
 from callbacks import tasks
 from callbacks.policy import NumberPolicy
 from callbacks.service import CallbackService
+from callbacks.voicemail import play_message
 from core.ami import AmiClient, AmiTimeout, AmiUnavailable
+from core.callcontrol import CallControl, Originate
 from core.centre import CallbackNumbers, Centre
-from core.models import CallbackAttempt, CallbackRequest
+from core.models import CallbackAttempt, CallbackRequest, VoicemailMessage
 from core.storage import Store
 
 CENTRE = Centre.model_validate(
@@ -509,3 +511,26 @@ async def test_a_redirect_to_nowhere_that_serves_is_a_missed_call(
         (first,) = (await s.execute(select(CallbackRequest).where(
             col(CallbackRequest.number) == "5550601"))).scalars()  # fmt: skip
     assert (first.source, first.merged, first.note) == ("missed", 1, "overflow (queue full)")
+
+
+async def test_a_voicemail_is_played_on_an_extension_through_call_control() -> None:
+    """``voicemail play --on 2001``: the extension rings and plays the recording, by its path
+    inside the sandbox's chroot, without the extension (Playback's form)."""
+    sent: list[Originate] = []
+
+    class Control:
+        async def originate(self, call: Originate) -> None:
+            sent.append(call)
+
+    message = VoicemailMessage(
+        mailbox="100", msg_id="m1", caller_number="5550100", duration=4,
+        received_at=datetime.now(UTC),
+        file="/c/rootfs-sid/var/lib/telephonist/t/spool/msg0001.wav",
+    )  # fmt: skip
+    await play_message(cast(CallControl, Control()), message, "2001", Path("/c/rootfs-sid"))
+    (call,) = sent
+    assert call.action() == {
+        "Action": "Originate", "Channel": "PJSIP/2001", "Async": "true", "Timeout": "30000",
+        "Application": "Playback", "Data": "/var/lib/telephonist/t/spool/msg0001",
+        "CallerID": "Voicemail <100>",
+    }  # fmt: skip
