@@ -25,6 +25,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberType, shortnumberinfo
 
 from core.centre import NUMBER_TYPES, CallbackNumbers
+from core.numbers import NumberError, Numbering, digits_of
 
 TYPE_NAMES = {name: getattr(PhoneNumberType, name.upper()) for name in NUMBER_TYPES}
 """The names the centre file uses (``core.centre.NUMBER_TYPES``) -> libphonenumber's types."""
@@ -71,35 +72,38 @@ class NumberPolicy:
 
     def __init__(self, rules: CallbackNumbers, home_region: str) -> None:
         self.rules = rules
-        self.home = home_region.upper()
+        self.numbering = Numbering(home_region)
+        self.home = self.numbering.region
         self.countries = {self.home, *(c.upper() for c in rules.countries)}
         self.types = {TYPE_NAMES[t] for t in rules.types}
 
+    def identity(self, number: str, field: str = "number") -> str:
+        """The customer's key for ``number`` (:meth:`core.numbers.Numbering.identity`)."""
+        return self.numbering.identity(number, field)
+
     def check(self, number: str) -> Verdict:
-        digits = number.strip()
-        if not digits.lstrip("+").isdigit() or not 3 <= len(digits.lstrip("+")) <= 20:
+        try:
+            written = digits_of(number).lstrip("+")
+            parsed = self.numbering.parse(number)
+            ident = self.numbering.identity(number)
+        except NumberError:
             return Verdict(False, "invalid")
-        plain = digits.lstrip("+")
-        parsed = self._parse(digits)
+        # The same number as written, as dialled at home and as E.164 digits: prefixes and
+        # emergency codes are looked for in each.
+        forms = {written, self.numbering.say(ident), ident.lstrip("+")}
         regions = {self.home}
         if parsed is not None:
             regions.add(phonenumbers.region_code_for_number(parsed) or "ZZ")
         for region in regions - {"ZZ"}:
-            if shortnumberinfo.connects_to_emergency_number(plain, region):
+            if shortnumberinfo.connects_to_emergency_number(written, region):
                 return Verdict(False, "emergency")
-        if any(plain.startswith(p) for p in self.rules.prefixes):
+        if any(f.startswith(p) for f in forms for p in self.rules.prefixes):
             return Verdict(True, "prefix")
-        if len(plain) <= 6 or parsed is None or not phonenumbers.is_valid_number(parsed):
+        if len(written) <= 6 or parsed is None or not phonenumbers.is_valid_number(parsed):
             short = parsed is not None and shortnumberinfo.is_valid_short_number(parsed)
-            return Verdict(False, "short_code" if short or len(plain) <= 6 else "invalid")
+            return Verdict(False, "short_code" if short or len(written) <= 6 else "invalid")
         if phonenumbers.region_code_for_number(parsed) not in self.countries:
             return Verdict(False, "international")
         kind = phonenumbers.number_type(parsed)
         name = _NAME_OF.get(kind, "unknown")
         return Verdict(kind in self.types, f"type:{name}")
-
-    def _parse(self, number: str) -> phonenumbers.PhoneNumber | None:
-        try:
-            return phonenumbers.parse(number, self.home)
-        except phonenumbers.NumberParseException:
-            return None

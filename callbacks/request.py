@@ -35,8 +35,7 @@ async def request_callback(
     may type another (three tries); a caller over the limit hears that the service is not
     available on their line. Returns ``stored``, ``refused``, ``limited`` or ``none``."""
     refused: set[str] = set()
-    requested_by = session.caller_number.lstrip("+")
-    requested_by = requested_by if requested_by.isdigit() else "anonymous"
+    requested_by = tasks.caller_key(policy.numbering, session.caller_number)
     rules = centre.callbacks
     for _ in range(3):
         number = await confirm_number(session, refused)

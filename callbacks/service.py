@@ -44,6 +44,7 @@ from core.ami import AmiClient, AmiError, list_channels, outcome_unknown
 from core.callcontrol import AmiCallControl, Originate
 from core.centre import Centre
 from core.models import CallbackAttempt, CallbackRequest, QueueLogEntry, as_utc
+from core.numbers import Dialing, NumberError
 from core.storage import Store, UnitOfWork
 
 if TYPE_CHECKING:
@@ -90,6 +91,8 @@ class CallbackService:
         interval: float = 1.0,
     ) -> None:
         self.policy = policy
+        self.numbering = policy.numbering
+        self.dialing = Dialing(policy.numbering, centre.trunks)
         self.store = store
         self.ami = ami
         self.control = AmiCallControl(ami)
@@ -114,6 +117,7 @@ class CallbackService:
     async def run(self) -> None:
         if self.settings.trunk is None:
             log.warning("callbacks.trunk is not set: callback tasks are stored, never placed")
+        await self.renumber()
         while True:
             try:
                 await asyncio.wait_for(self.wake.wait(), self.interval)
@@ -133,6 +137,37 @@ class CallbackService:
                     await self.place_due()
             except AmiError as exc:
                 log.warning("callbacks: %s (will try again)", exc)
+
+    async def renumber(self) -> int:
+        """Open tasks stored under another spelling of their number (by an earlier version,
+        or before ``dialer.region`` was set) get the customer's key; of two pending tasks for
+        one customer the later is merged into the earlier. Returns how many rows changed."""
+        changed = 0
+        async with self.store.unit_of_work() as uow:
+            rows = (
+                await uow.session.execute(
+                    select(CallbackRequest)
+                    .where(col(CallbackRequest.state).in_(tasks.OPEN))
+                    .order_by(col(CallbackRequest.id))
+                )
+            ).scalars()
+            first: dict[str, CallbackRequest] = {}
+            for cb in rows:
+                try:
+                    key = self.numbering.identity(cb.number)
+                except NumberError:
+                    continue  # placed or failed alone, like any bad row
+                kept = first.setdefault(key, cb)
+                if kept is not cb and cb.state == "pending":
+                    kept.merged += 1
+                    await tasks.close(uow, cb, "cancelled", f"same customer as task {kept.id}")
+                    changed += 1
+                elif cb.number != key:
+                    cb.number = key
+                    changed += 1
+        if changed:
+            log.info("callbacks: %d open task(s) renumbered or merged", changed)
+        return changed
 
     async def reconcile(self, grace: float = GRACE) -> int:
         """Put back to *pending* the tasks whose placeholder vanished without an outcome
@@ -251,6 +286,14 @@ class CallbackService:
             return None
         return cb.agent
 
+    def _dial_strings(self, number: str) -> tuple[str, str]:
+        """(what the callback trunk is sent, what the agent hears read back) for a stored
+        number, in the trunk's ``dial_format``; CallbackError if it is no number."""
+        try:
+            return self.dialing.string(number, self.settings.trunk or ""), self.dialing.say(number)
+        except NumberError as exc:
+            raise tasks.CallbackError(f"stored number {number!r}: {exc}") from None
+
     async def _fail(self, cb_id: int, reason: str) -> None:
         async with self.store.unit_of_work() as uow:
             cb = await uow.session.get(CallbackRequest, cb_id)
@@ -265,6 +308,7 @@ class CallbackService:
             cb = await uow.session.get(CallbackRequest, cb_id)
             if cb is None or cb.state != "pending":
                 return False
+            dial, say = self._dial_strings(cb.number)  # a number that cannot be: fails alone
             cb.tries += 1
             cb.state = "queued"
             if cb.queue not in self.watcher.queues:
@@ -275,12 +319,13 @@ class CallbackService:
             attempt = CallbackAttempt(callback_id=cb_id, attempt=cb.tries, agent=agent_id)
             uow.session.add(attempt)
             uow.emit("callbacks", "placed", payload(cb, direct_to=agent_id))
-            number, queue, n = cb.number, cb.queue, cb.tries
+            queue, n = cb.queue, cb.tries
             position = 0 if agent_id or cb.attempts > 0 else await self._position(uow, cb)
         variables = {
             "TELEPHONIST_CB_ID": str(cb_id),
             "TELEPHONIST_CB_ATTEMPT": str(n),
-            "TELEPHONIST_CB_NUMBER": tasks.normalise(number),
+            "TELEPHONIST_CB_NUMBER": dial,
+            "TELEPHONIST_CB_SAY": say,
             "TELEPHONIST_CB_POSITION": str(position) if position else "",
             "TELEPHONIST_CB_ANNOUNCE": self.settings.announce,
             "TELEPHONIST_QUEUE": queue,
@@ -298,7 +343,7 @@ class CallbackService:
                     channel=f"Local/{exten}@telephonist-cb-queue/n",
                     context="telephonist-cb-dial",
                     timeout=8 * 3600,  # a placeholder may wait in the queue for hours
-                    caller_id=f"Callback <{tasks.normalise(number)}>",
+                    caller_id=f"Callback <{say}>",
                     variables=variables,
                 )
             )
@@ -409,7 +454,7 @@ class CallbackService:
                 if not number:
                     return
                 if e.event == "CONNECT":  # their placeholder, if any, goes in sweep()
-                    await tasks.served(uow, number, f"{e.queue} by {e.agent}")
+                    await tasks.served(uow, self.numbering, number, f"{e.queue} by {e.agent}")
                 elif self._abandon_counts(e):
                     await self._missed(uow, number, e.queue, "abandoned", e)
 

@@ -8,7 +8,6 @@ its customer calls again and is served.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,12 +16,12 @@ from sqlmodel import col
 
 from callbacks.policy import NumberPolicy, Verdict
 from core.models import CallbackRequest
+from core.numbers import NumberError, Numbering
 from core.storage import UnitOfWork
 
 OPEN = ("pending", "queued", "connected")
 """States of a task that will still call the customer (or is calling them now)."""
 CLOSED = ("done", "failed", "cancelled")
-NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
 AUTOMATIC = ("abandoned", "missed", "voicemail")
 """Sources of tasks nobody asked for explicitly: cancelled when the customer is served."""
 
@@ -47,22 +46,24 @@ class TooManyRequests(CallbackError):
     """This caller number asked for more callbacks than ``requests_per_caller`` allows."""
 
 
-def normalise(number: str, field: str = "number") -> str:
-    """The digits to dial (a leading ``+`` dropped), or :class:`CallbackError`.
+def identity(numbering: Numbering, number: str, field: str = "number") -> str:
+    """The customer's key for ``number`` (E.164 when valid, else digits: one customer, one
+    task, whichever way the number was written), or :class:`CallbackError` naming ``field``.
 
-    Only digits ever reach the dialplan: a number is the one value a caller or a contact list
-    controls that ends up in a ``Dial()`` string.
+    Only digits (and a leading ``+``) ever reach the dialplan: a number is the one value a
+    caller or a contact list controls that ends up in a ``Dial()`` string.
 
-    >>> normalise("1;Hangup")
+    >>> identity(Numbering("FR"), "1;Hangup")
     Traceback (most recent call last):
     ...
-    callbacks.tasks.CallbackError: number: '1;Hangup' is not a phone number (3-20 digits, ...)
-    >>> normalise("+3312345")
-    '3312345'
+    callbacks.tasks.CallbackError: number: '1;Hangup' has characters other than digits and ...
+    >>> identity(Numbering("FR"), "06 12 34 56 78"), identity(Numbering("FR"), "+3312345")
+    ('+33612345678', '3312345')
     """
-    if not NUMBER.fullmatch(number):
-        raise CallbackError(f"{field}: {number!r} is not a phone number (3-20 digits, optional +)")
-    return number.lstrip("+")
+    try:
+        return numbering.identity(number, field)
+    except NumberError as exc:
+        raise CallbackError(str(exc)) from None
 
 
 def payload(cb: CallbackRequest, **extra: Any) -> dict[str, Any]:
@@ -81,14 +82,14 @@ def payload(cb: CallbackRequest, **extra: Any) -> dict[str, Any]:
 
 
 def allowed(policy: NumberPolicy, number: str, override: str = "") -> str:
-    """``number`` as digits to dial if the centre's policy allows it (or an admin overrides
-    it: ``override`` says who and is kept); else :class:`NumberRefused`. Emergency
+    """``number``'s identity (:func:`identity`) if the centre's policy allows it (or an
+    admin overrides it: ``override`` says who and is kept); else :class:`NumberRefused`. Emergency
     numbers are never dialled back, override or not."""
-    digits = normalise(number)
+    key = identity(policy.numbering, number)
     verdict = policy.check(number)
     if not verdict.allowed and (not override or verdict.reason == "emergency"):
         raise NumberRefused(number, verdict)
-    return digits
+    return key
 
 
 async def open_task(uow: UnitOfWork, digits: str) -> CallbackRequest | None:
@@ -123,6 +124,8 @@ async def create(
     """
     now = now or datetime.now(UTC)
     cb.number = allowed(policy, cb.number, override)
+    if cb.requested_by and cb.requested_by != "anonymous":
+        cb.requested_by = caller_key(policy.numbering, cb.requested_by)
     if merge:
         existing = await open_task(uow, cb.number)
         if existing is not None:
@@ -210,13 +213,27 @@ async def close(
     uow.emit("callbacks", state, payload(cb, reason=cb.closed_reason))
 
 
-async def served(uow: UnitOfWork, number: str, how: str) -> list[CallbackRequest]:
+def caller_key(numbering: Numbering, caller: str) -> str:
+    """A caller ID as the key its requests are counted under (``anonymous`` if it is none).
+
+    >>> caller_key(Numbering("FR"), "0612345678"), caller_key(Numbering("FR"), "<unknown>")
+    ('+33612345678', 'anonymous')
+    """
+    try:
+        return numbering.identity(caller)
+    except NumberError:
+        return "anonymous"
+
+
+async def served(
+    uow: UnitOfWork, numbering: Numbering, number: str, how: str
+) -> list[CallbackRequest]:
     """The customer called again and an agent took the call: their automatic tasks that
     have not started yet are cancelled. Returns the tasks cancelled (a queued one's
     placeholder must then leave the queue)."""
     try:
-        digits = normalise(number)
-    except CallbackError:
+        digits = numbering.identity(number)
+    except NumberError:
         return []
     rows = (
         await uow.session.execute(

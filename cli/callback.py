@@ -25,6 +25,7 @@ from callbacks.tasks import CallbackError
 from cli.common import state, with_store
 from core.centre import Centre
 from core.models import CallbackAttempt, CallbackRequest
+from core.numbers import Numbering
 from core.storage import Store
 
 log = logging.getLogger("telephonist.callbacks")
@@ -62,7 +63,9 @@ def list_(
         if queue:
             q = q.where(col(CallbackRequest.queue) == queue)
         if number:
-            q = q.where(col(CallbackRequest.number) == tasks.normalise(number, "--number"))
+            region = state(ctx).settings().dialer.region
+            key = tasks.identity(Numbering(region), number, "--number")
+            q = q.where(col(CallbackRequest.number) == key)
         async with store.sessions() as s:
             rows = list((await s.execute(q)).scalars())
             tries: list[CallbackAttempt] = []
@@ -134,7 +137,7 @@ def add(
     override = f"admin {getpass.getuser()} (--allow-any-number)" if allow_any_number else ""
 
     async def go(store: Store, centre: Centre) -> tuple[CallbackRequest, bool]:
-        tasks.normalise(number, "NUMBER")
+        tasks.identity(Numbering(region), number, "NUMBER")
         target = queue or centre.callbacks.queue
         if target is None:
             raise CallbackError("--queue: needed (the centre sets no callbacks.queue)")

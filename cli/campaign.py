@@ -26,6 +26,7 @@ from core.models import (
     QueueLogEntry,
     as_utc,
 )
+from core.numbers import Dialing, Numbering
 from core.storage import Store
 from dialer import pacing, rules
 from dialer.dispositions import DispositionError, set_disposition
@@ -286,7 +287,10 @@ def next_(
         assert a is not None
         try:
             async with ami_session(settings) as ami:
-                attempt_id = await place_preview(store, ami, c, lead_id, number, a.id, a.extension)
+                dialing = Dialing(Numbering(settings.dialer.region), centre.trunks)
+                attempt_id = await place_preview(
+                    store, ami, c, lead_id, number, a.id, a.extension, dialing=dialing
+                )
         except AmiError as exc:
             raise RuleError(f"the call was not placed: {exc}") from None
         return f"{text}\nattempt {attempt_id}: ringing {a.id} ({a.extension}), then {number}"

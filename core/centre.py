@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.hours import check_hours, check_timezone
-from core.numbers import check_region
+from core.numbers import DialFormat, check_region
 from core.yamlfile import DefinitionError, load_raw, read_definition, validate
 
 DIGITS = r"^[0-9]{1,20}$"
@@ -204,6 +204,19 @@ class Trunk(_Def):
     name: str = Field(pattern=NAME)
     host: str = Field(pattern=r"^[A-Za-z0-9.-]+$")
     port: int = Field(default=5060, ge=1, le=65535)
+    dial_format: DialFormat = "e164_digits"
+    """How numbers telephonist dials (callbacks, campaigns) are sent through this trunk:
+    ``e164_digits`` (12125550101), ``e164`` (+12125550101) or ``national`` (as dialled in
+    the centre's country, ``dialer.region``: 2125550101, others with its international
+    prefix). See ``core/numbers.py``."""
+    dial_prefix: str = Field(default="", pattern=r"^[0-9]{0,8}$")
+    """Digits sent before every number (an outside-line or carrier prefix); not with e164."""
+
+    @model_validator(mode="after")
+    def _prefix_format(self) -> Trunk:
+        if self.dial_prefix and self.dial_format == "e164":
+            raise ValueError("dial_prefix: a prefix cannot go before an E.164 (+) number")
+        return self
 
 
 class MissedCalls(_Def):

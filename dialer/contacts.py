@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import json
 import re
 import time
@@ -42,6 +43,7 @@ from sqlmodel import col
 
 from core.files import ExportError, open_export
 from core.models import Contact, ContactList, ContactPhone, DncEntry, utcnow
+from core.numbers import NUMBER_CHARS, Numbering
 from core.storage import Store
 
 PHONE_HEADERS = re.compile(r"^(phone|tel|telephone|mobile|cell|number|numero|num)[ _-]?\d*$", re.I)
@@ -50,7 +52,6 @@ FIRST_HEADERS = re.compile(r"^(first[ _]?name|prenom|given[ _]?name)$", re.I)
 LAST_HEADERS = re.compile(r"^(last[ _]?name|surname|family[ _]?name)$", re.I)
 TZ_HEADERS = re.compile(r"^(tz|timezone|time[ _]?zone)$", re.I)
 TAG_HEADERS = re.compile(r"^(tags?|labels?)$", re.I)
-NUMBER_CHARS = re.compile(r"^[0-9 +\-().\/]+$")
 FORMULA = re.compile(r"^[=+\-@\t\r]")
 
 
@@ -247,32 +248,26 @@ def detect(header: list[str], given: dict[str, str] | None = None, *, path: Path
 
 
 def normalise(raw: str, region: str) -> str:
-    """E.164, or ValueError with the reason.
+    """E.164, or ValueError with the reason (:meth:`core.numbers.Numbering.e164`).
 
     >>> normalise("01 42 68 53 00", "FR")
     '+33142685300'
     >>> normalise("555-0100;Hangup", "US")
     Traceback (most recent call last):
     ...
-    ValueError: number '555-0100;Hangup' has characters other than digits and + - ( ) . /
+    core.numbers.NumberError: number: '555-0100;Hangup' has characters other than digits and ...
     """
     return _checked(raw, region)[0]
 
 
 def _checked(raw: str, region: str) -> tuple[str, phonenumbers.PhoneNumber, int]:
-    """(E.164, the parsed number, its type): the number's type is worked out once (it is
-    what validity and the time zone both need, and the costliest step of an import)."""
-    text = raw.strip()
-    if not NUMBER_CHARS.fullmatch(text):
-        raise ValueError(f"number {raw!r} has characters other than digits and + - ( ) . /")
-    try:
-        parsed = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"number {raw!r}: {exc}") from None
-    kind = phonenumbers.number_type(parsed)
-    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
-        raise ValueError(f"number {raw!r} is not a valid number (region {region})")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), parsed, kind
+    """(E.164, the parsed number, its type), with the centre's one normaliser."""
+    return numbering(region).e164(raw)
+
+
+@functools.lru_cache(maxsize=16)
+def numbering(region: str) -> Numbering:
+    return Numbering(region)
 
 
 def _zone_of_checked(parsed: phonenumbers.PhoneNumber, kind: int) -> str:

@@ -41,6 +41,7 @@ from core.models import (
     QueueLogEntry,
     as_utc,
 )
+from core.numbers import Dialing, NumberError, Numbering
 from core.storage import Store, UnitOfWork
 from dialer import pacing, rules
 from dialer.dispositions import DispositionError, set_disposition
@@ -74,8 +75,11 @@ class DialerService:
         *,
         interval: float = 1.0,
         wrapups: Mapping[str, int] | None = None,
+        dialing: Dialing | None = None,
     ) -> None:
         self.store = store
+        self.dialing = dialing or Dialing(Numbering())
+        """Each trunk's dial format (contacts are stored as E.164)."""
         self.wrapups = dict(wrapups or {})
         """Each queue's wrap-up seconds (app_queue's ``wrapuptime``; members may have their own)."""
         self.ami = ami
@@ -266,8 +270,11 @@ class DialerService:
 
     async def _dial(self, c: Campaign, lead_id: int, number: str) -> bool:
         """Store the attempt, then Originate (persist before acting)."""
-        digits = number.lstrip("+")
-        if not digits.isdigit():
+        try:
+            digits = self.dialing.string(number, c.trunk)
+        except NumberError:
+            log.warning("campaign %s lead %s: %r is not a number; not dialled", c.name,
+                        lead_id, number)  # fmt: skip
             return False
         async with self.store.unit_of_work() as uow:
             lead = await uow.session.get(CampaignLead, lead_id)
@@ -501,11 +508,14 @@ async def place_preview(
     agent_id: str,
     extension: str,
     ring_seconds: int = 30,
+    dialing: Dialing | None = None,
 ) -> int:
     """Preview mode: ring the agent's phone, then dial the lead. Returns the attempt id."""
-    digits = number.lstrip("+")
-    if not digits.isdigit():
-        raise ValueError(f"lead {lead_id}: {number!r} is not an E.164 number")
+    dialing = dialing or Dialing(Numbering())
+    try:
+        digits = dialing.string(number, c.trunk)
+    except NumberError as exc:
+        raise ValueError(f"lead {lead_id}: {exc}") from None
     async with store.unit_of_work() as uow:
         lead = await uow.session.get(CampaignLead, lead_id)
         if lead is None or lead.state not in ("new", "retry"):
@@ -533,7 +543,7 @@ async def place_preview(
             channel=f"PJSIP/{extension}",
             context="telephonist-dialer-preview",
             timeout=ring_seconds,
-            caller_id=f"Preview <{digits}>",
+            caller_id=f"Preview <{dialing.say(number)}>",
             variables=variables,
         )
     )

@@ -36,6 +36,7 @@ from core.ari import AriClient
 from core.destinations import Router
 from core.events import OutboxPublisher
 from core.loops import Supervisor
+from core.numbers import Dialing
 from core.retention import Pruner
 from core.settings import Settings
 from core.stasis import EVENTS as STASIS_EVENTS
@@ -136,6 +137,7 @@ class Service:
         self.dialer = DialerService(
             self.store, self.ami, self.watcher, self.queue_log,
             wrapups={q.name: q.wrapup for q in self.centre.queues},
+            dialing=Dialing(policy.numbering, self.centre.trunks),
         )  # fmt: skip
         rootfs = pbx.cache_dir / f"rootfs-{pbx.debian_suite}"
         spool = pbx.voicemail_spool
@@ -151,7 +153,7 @@ class Service:
                 self.store, self.registry, self.centre, self.router, latency=self.latency
             )
             routes |= {"ivr": ivr.start, "ivr-resume": ivr.resume}
-            self.agi.route("vip-lookup", vip_lookup_route(self.registry))
+            self.agi.route("vip-lookup", vip_lookup_route(self.registry, policy.numbering))
         self.stasis = StasisDispatcher(self.ari, routes)
         self.call_records = calls.CallReconciler(
             self.store, self.ami, busy=lambda: self.stasis.running

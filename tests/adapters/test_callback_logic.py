@@ -29,7 +29,7 @@ from callbacks.service import CallbackService
 from callbacks.voicemail import play_message
 from core.ami import AmiClient, AmiTimeout, AmiUnavailable
 from core.callcontrol import CallControl, Originate
-from core.centre import CallbackNumbers, Centre
+from core.centre import CallbackNumbers, Centre, Trunk
 from core.models import CallbackAttempt, CallbackRequest, VoicemailMessage
 from core.storage import Store
 
@@ -168,7 +168,7 @@ async def test_missed_calls_one_task_per_number_within_the_window(store: Store) 
         )
     assert created and three.id != one.id
     async with store.unit_of_work() as uow:
-        with pytest.raises(tasks.CallbackError, match="not a phone number"):
+        with pytest.raises(tasks.CallbackError, match="characters other than digits"):
             await tasks.missed(uow, policy=POLICY, number="1;Hangup", queue="q",
                                source="missed", window=60, delay=0)  # fmt: skip
 
@@ -184,8 +184,8 @@ async def test_a_served_customer_cancels_automatic_tasks_only(store: Store) -> N
         )
     assert merged.id == manual and not created  # one task per number, whatever its source
     async with store.unit_of_work() as uow:
-        assert await tasks.served(uow, "5550200", "q by Al") == []
-        cancelled = await tasks.served(uow, "5550201", "q by Al")
+        assert await tasks.served(uow, POLICY.numbering, "5550200", "q by Al") == []
+        cancelled = await tasks.served(uow, POLICY.numbering, "5550201", "q by Al")
     assert [c.id for c in cancelled] == [auto.id]
     assert (await get(store, manual)).state == "pending"
     closed = await get(store, cast(int, auto.id))
@@ -454,10 +454,10 @@ async def test_numbers_from_callers_are_judged_by_the_policy(store: Store) -> No
             uow, CallbackRequest(number="19005551234", queue="q", source="manual"),
             policy=policy, override="admin x",
         )  # fmt: skip
-    assert created and forced.number == "19005551234"
+    assert created and forced.number == "+19005551234"  # stored as E.164
     async with store.sessions() as s:
         rows = (await s.execute(select(CallbackRequest))).scalars().all()
-    assert [r.number for r in rows] == ["19005551234"]  # nothing else was stored
+    assert [r.number for r in rows] == ["+19005551234"]  # nothing else was stored
     # Asking twice for one number: one task.
     async with store.unit_of_work() as uow:
         one, first = await tasks.create(
@@ -488,6 +488,50 @@ async def test_a_caller_may_ask_for_so_many_callbacks_a_day(store: Store) -> Non
     with pytest.raises(tasks.TooManyRequests, match="requests_per_caller: 3"):
         await ask("2125550109", now)
     await ask("2125550109", now + timedelta(days=1, seconds=1))  # the next day: again
+
+
+async def test_one_customer_is_one_task_however_the_number_is_written(store: Store) -> None:
+    """0612345678 typed in the IVR, +33612345678 as a caller ID, 06 12 34 56 78 by an admin:
+    one customer, one task, and the caller's requests counted under one key."""
+    policy = NumberPolicy(CallbackNumbers(), "FR")
+    ids, made = set(), []
+    for number, source, caller in (("0612345678", "ivr", "0612345678"),
+                                   ("+33612345678", "queue", "+33612345678"),
+                                   ("06 12 34 56 78", "manual", ""),
+                                   ("0033612345678", "ivr", "0033612345678")):  # fmt: skip
+        async with store.unit_of_work() as uow:
+            cb, created = await tasks.create(
+                uow, CallbackRequest(number=number, queue="q", source=source,
+                                     requested_by=caller),
+                policy=policy, limit=(5, 86400),
+            )  # fmt: skip
+        ids.add(cb.id)
+        made.append(created)
+    assert made == [True, False, False, False] and len(ids) == 1
+    async with store.sessions() as s:
+        rows = (await s.execute(select(CallbackRequest))).scalars().all()
+    assert [(r.number, r.requested_by, r.merged) for r in rows] == [
+        ("+33612345678", "+33612345678", 3)
+    ]
+    # A missed call from the same customer's caller ID joins that task too...
+    async with store.unit_of_work() as uow:
+        cb, created = await tasks.missed(
+            uow,
+            policy=policy,
+            number="+33 6 12 34 56 78",
+            queue="q",
+            source="abandoned",
+            window=600,
+            delay=0,
+        )
+    assert not created and cb.id in ids
+    # ...and the customer served under any spelling cancels an automatic task of theirs.
+    async with store.unit_of_work() as uow:
+        auto, _ = await tasks.missed(uow, policy=policy, number="0145678901", queue="q",
+                                     source="abandoned", window=600, delay=0)  # fmt: skip
+        assert auto.number == "+33145678901"
+        cancelled = await tasks.served(uow, policy.numbering, "+33145678901", "q by Al")
+    assert [c.id for c in cancelled] == [auto.id]
 
 
 async def test_a_redirect_to_nowhere_that_serves_is_a_missed_call(
@@ -534,3 +578,54 @@ async def test_a_voicemail_is_played_on_an_extension_through_call_control() -> N
         "Application": "Playback", "Data": "/var/lib/telephonist/t/spool/msg0001",
         "CallerID": "Voicemail <100>",
     }  # fmt: skip
+
+
+async def test_open_tasks_stored_under_another_spelling_are_renumbered_and_merged(
+    store: Store, rig: SimpleNamespace
+) -> None:
+    """Tasks stored by an earlier version kept the digits as written; at start the service
+    gives them the customer's key, and a second pending task of one customer joins the first."""
+    now = datetime.now(UTC)
+    async with store.unit_of_work() as uow:
+        for number, state in (("2125550101", "queued"), ("12125550101", "pending"),
+                              ("+12125550102", "pending"), ("5550100", "pending"),
+                              ("2125550103", "done")):  # fmt: skip
+            uow.session.add(CallbackRequest(number=number, queue="q", source="ivr", state=state,
+                                            requested_at=now))  # fmt: skip
+    assert await rig.service.renumber() == 2
+    async with store.sessions() as s:
+        rows = await s.execute(select(CallbackRequest).order_by(col(CallbackRequest.id)))
+        got = [(r.number, r.state, r.merged) for r in rows.scalars()]
+    assert got == [("+12125550101", "queued", 1), ("12125550101", "cancelled", 0),
+                   ("+12125550102", "pending", 0), ("5550100", "pending", 0),
+                   ("2125550103", "done", 0)]  # fmt: skip
+    assert await rig.service.renumber() == 0  # done once
+
+
+async def test_the_callback_trunk_is_sent_the_number_in_its_dial_format(
+    store: Store, tmp_path: Path
+) -> None:
+    """The stored key is E.164; a trunk with ``dial_format: national`` and ``dial_prefix: 9``
+    is sent 9 + the national number, the agent hears and sees the national number."""
+    centre = CENTRE.model_copy(
+        update={
+            "trunks": (Trunk(name="t", host="127.0.0.1", dial_format="national", dial_prefix="9"),)
+        }  # fmt: skip
+    )
+    ami = FakeAmi()
+    watcher = QueueWatcher(cast(AmiClient, ami), store, centre)
+    watcher.loaded = 1
+    watcher.state.queues["q"].members["PJSIP/2002"] = Member("PJSIP/2002", "Bo", state="idle")
+    policy = NumberPolicy(CallbackNumbers(), "US")
+    service = CallbackService(store, cast(AmiClient, ami), centre, watcher, None, policy=policy)
+    async with store.unit_of_work() as uow:
+        cb, _ = await tasks.create(
+            uow, CallbackRequest(number="(212) 555-0101", queue="q", source="manual"),
+            policy=policy,
+        )  # fmt: skip
+    assert cb.number == "+12125550101"
+    assert await service.place_due() == 1
+    sent = ami.originates()[0]
+    assert "TELEPHONIST_CB_NUMBER=92125550101," in sent["Variable"]
+    assert "TELEPHONIST_CB_SAY=2125550101," in sent["Variable"]
+    assert sent["CallerID"] == "Callback <2125550101>"
