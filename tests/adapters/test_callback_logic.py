@@ -607,11 +607,8 @@ async def test_the_callback_trunk_is_sent_the_number_in_its_dial_format(
 ) -> None:
     """The stored key is E.164; a trunk with ``dial_format: national`` and ``dial_prefix: 9``
     is sent 9 + the national number, the agent hears and sees the national number."""
-    centre = CENTRE.model_copy(
-        update={
-            "trunks": (Trunk(name="t", host="127.0.0.1", dial_format="national", dial_prefix="9"),)
-        }  # fmt: skip
-    )
+    trunk = Trunk(name="t", host="127.0.0.1", dial_format="national", dial_prefix="9")
+    centre = CENTRE.model_copy(update={"trunks": (trunk,)})
     ami = FakeAmi()
     watcher = QueueWatcher(cast(AmiClient, ami), store, centre)
     watcher.loaded = 1
