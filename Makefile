@@ -16,10 +16,17 @@ system:
 
 venv: $(BIN)/.installed
 
+# The product's folders as the one import name `telephonist` (see pyproject's
+# [tool.setuptools]): .venv/src/telephonist/<folder> links to ./<folder>, on the venv's path.
+PACKAGES := acd agi_handlers asterisk_conf bench callbacks cli core demo dialer ivr serve
+
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	mkdir -p $(VENV)/src/telephonist
+	for p in $(PACKAGES); do ln -sfn ../../../$$p $(VENV)/src/telephonist/$$p; done
+	echo "$(CURDIR)/$(VENV)/src" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/telephonist-src.pth"
 	@touch $@
 
 broker:
@@ -85,7 +92,7 @@ soak: setup broker
 check: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy .
+	$(BIN)/mypy -p telephonist -p tests
 	$(BIN)/lint-imports --no-cache
 
 fmt: venv

@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.ami import AmiClient, AmiError
-from core.centre import Agent, Centre
-from core.models import AgentLogin, AgentPause, utcnow
-from core.storage import Store
+from telephonist.core.ami import AmiClient, AmiError
+from telephonist.core.centre import Agent, Centre
+from telephonist.core.models import AgentLogin, AgentPause, utcnow
+from telephonist.core.storage import Store
 
 REASON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}$")
 DEVICE_STATES = {

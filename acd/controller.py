@@ -14,13 +14,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from acd.redirects import Decision, after_hours, decide
-from core import calls
-from core.centre import Centre
-from core.destinations import Destination, Router
-from core.models import QueueRedirect
-from core.stasis import CallEnded, CallSession
-from core.storage import Store, UnitOfWork
+from telephonist.acd.redirects import Decision, after_hours, decide
+from telephonist.core import calls
+from telephonist.core.centre import Centre
+from telephonist.core.destinations import Destination, Router
+from telephonist.core.models import QueueRedirect
+from telephonist.core.stasis import CallEnded, CallSession
+from telephonist.core.storage import Store, UnitOfWork
 
 log = logging.getLogger("telephonist.acd")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core.loops import retry_after
-from core.models import QueueLogEntry, QueueLogPosition
-from core.storage import Store, UnitOfWork
+from telephonist.core.loops import retry_after
+from telephonist.core.models import QueueLogEntry, QueueLogPosition
+from telephonist.core.storage import Store, UnitOfWork
 
 log = logging.getLogger("telephonist.acd")
 

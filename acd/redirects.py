@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.centre import Queue
-from core.hours import is_open
+from telephonist.core.centre import Queue
+from telephonist.core.hours import is_open
 
 STATUS_REASONS: dict[str, tuple[str, str]] = {
     "FULL": ("overflow", "queue full"),

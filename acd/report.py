@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from core.models import QueueRedirect
-from core.storage import Store
+from telephonist.core.models import QueueRedirect
+from telephonist.core.storage import Store
 
 REASONS = ("overflow", "empty", "no_answer", "after_hours")
 

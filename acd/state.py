@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from acd.agents import DEVICE_STATES
+from telephonist.acd.agents import DEVICE_STATES
 
 
 @dataclass

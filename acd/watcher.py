@@ -13,11 +13,11 @@ import time
 from collections import OrderedDict, deque
 from typing import Any
 
-from acd.state import CentreState, Change
-from core.ami import AmiClient, AmiError
-from core.callcontrol import AmiCallControl
-from core.centre import Centre
-from core.storage import Store
+from telephonist.acd.state import CentreState, Change
+from telephonist.core.ami import AmiClient, AmiError
+from telephonist.core.callcontrol import AmiCallControl
+from telephonist.core.centre import Centre
+from telephonist.core.storage import Store
 
 log = logging.getLogger("telephonist.acd")
 

@@ -19,12 +19,12 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from agi_handlers.protocol import quote_arg
-from agi_handlers.server import AgiSession, Handler
-from core.ami import AmiClient, AmiError, channels
-from core.centre import Centre
-from core.storage import Store
-from dialer.dispositions import latest_attempt_of, set_disposition
+from telephonist.agi_handlers.protocol import quote_arg
+from telephonist.agi_handlers.server import AgiSession, Handler
+from telephonist.core.ami import AmiClient, AmiError, channels
+from telephonist.core.centre import Centre
+from telephonist.core.storage import Store
+from telephonist.dialer.dispositions import latest_attempt_of, set_disposition
 
 log = logging.getLogger("telephonist.agi")
 

@@ -84,7 +84,7 @@ def quote_arg(value: str) -> str:
     >>> quote_arg('x"\\nHANGUP')
     Traceback (most recent call last):
     ...
-    agi_handlers.protocol.AgiProtocolError: unsafe AGI argument refused: 'x"\\nHANGUP'
+    telephonist.agi_handlers.protocol.AgiProtocolError: unsafe AGI argument refused: 'x"\\nHANGUP'
     """
     if not _SAFE_ARG.match(value):
         raise AgiProtocolError(f"unsafe AGI argument refused: {value!r}")

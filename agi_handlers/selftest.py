@@ -6,9 +6,9 @@ records an ``agi/selftest`` event.
 
 from __future__ import annotations
 
-from agi_handlers.protocol import quote_arg
-from agi_handlers.server import AgiSession, Handler
-from core.storage import Store
+from telephonist.agi_handlers.protocol import quote_arg
+from telephonist.agi_handlers.server import AgiSession, Handler
+from telephonist.core.storage import Store
 
 
 def selftest_route(store: Store) -> Handler:

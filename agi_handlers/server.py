@@ -20,15 +20,15 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 
-from agi_handlers.protocol import (
+from telephonist.agi_handlers.protocol import (
     AgiProtocolError,
     AgiResult,
     parse_env_line,
     parse_result,
     script_and_args,
 )
-from core import metrics
-from core.settings import Settings
+from telephonist.core import metrics
+from telephonist.core.settings import Settings
 
 log = logging.getLogger("telephonist.agi")
 

@@ -10,10 +10,10 @@ their caller ID arrives as ``+33612345678``.
 
 from __future__ import annotations
 
-from agi_handlers.protocol import quote_arg
-from agi_handlers.server import AgiSession, Handler
-from core.numbers import NumberError, Numbering
-from ivr.registry import MenuRegistry
+from telephonist.agi_handlers.protocol import quote_arg
+from telephonist.agi_handlers.server import AgiSession, Handler
+from telephonist.core.numbers import NumberError, Numbering
+from telephonist.ivr.registry import MenuRegistry
 
 
 def _key(numbering: Numbering, number: str) -> str | None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import jinja2
 
-from core.centre import Centre, Queue
-from core.hours import OpeningHours
-from core.settings import Settings
+from telephonist.core.centre import Centre, Queue
+from telephonist.core.hours import OpeningHours
+from telephonist.core.settings import Settings
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 CONFIG_FILES = tuple(sorted(p.name.removesuffix(".j2") for p in TEMPLATE_DIR.glob("*.conf.j2")))

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from asterisk_conf.render import AsteriskPaths, render_all, write_config
-from core.ami import AmiError, probe_fully_booted
-from core.centre import Centre
-from core.settings import Settings, ensure_private_dir
+from telephonist.asterisk_conf.render import AsteriskPaths, render_all, write_config
+from telephonist.core.ami import AmiError, probe_fully_booted
+from telephonist.core.centre import Centre
+from telephonist.core.settings import Settings, ensure_private_dir
 
 PACKAGES = ("asterisk", "asterisk-core-sounds-en-gsm", "asterisk-moh-opsound-gsm")
 """What the sandbox's root filesystem holds; the hold music is for queue callers (without it

@@ -19,14 +19,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from asterisk_conf.sandbox import Sandbox
-from bench.ivr import _pct, _wait_healthy
-from bench.simcall import dtmf_scenario
-from core.ami import AmiClient
-from core.http_client import api
-from core.models import QueueRedirect
-from core.settings import Settings, load_settings
-from ivr.definitions import load_definitions
+from telephonist.asterisk_conf.sandbox import Sandbox
+from telephonist.bench.ivr import _pct, _wait_healthy
+from telephonist.bench.simcall import dtmf_scenario
+from telephonist.core.ami import AmiClient
+from telephonist.core.http_client import api
+from telephonist.core.models import QueueRedirect
+from telephonist.core.settings import Settings, load_settings
+from telephonist.ivr.definitions import load_definitions
 
 AGENT_PORT = 29500
 SIPP = Path(__file__).parent / "sipp"
@@ -106,7 +106,7 @@ async def run(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     serve = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "--config", str(config), "serve"],
+        [sys.executable, "-m", "telephonist.cli.main", "--config", str(config), "serve"],
         stdout=(work / "serve.log").open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     ami = AmiClient(
@@ -118,7 +118,7 @@ async def run(
     ami.on_event("AgentConnect", lambda e: spans.append((float(e.get("Timestamp", 0)), 1)))
     ami.on_event("AgentComplete", lambda e: spans.append((float(e.get("Timestamp", 0)), -1)))
     ami_task = asyncio.create_task(ami.run())
-    from core.storage import Store
+    from telephonist.core.storage import Store
 
     store = Store(settings.database_url)
     try:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.storage import Store
-from dialer.contacts import import_file
+from telephonist.core.storage import Store
+from telephonist.dialer.contacts import import_file
 
 
 @dataclass

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from dialer.pacing import POLICIES
-from dialer.sim import HOUR, SCENARIOS, simulate
+from telephonist.dialer.pacing import POLICIES
+from telephonist.dialer.sim import HOUR, SCENARIOS, simulate
 
 CAP = 0.03
 

@@ -26,9 +26,9 @@ import numpy as np
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.models import Campaign, DialAttempt, as_utc
-from core.storage import Store
-from dialer.sim import NO_ANSWER_MS, SECOND, Leads, Scenario, simulate
+from telephonist.core.models import Campaign, DialAttempt, as_utc
+from telephonist.core.storage import Store
+from telephonist.dialer.sim import NO_ANSWER_MS, SECOND, Leads, Scenario, simulate
 
 LIVE, BUSY, NO_ANSWER = 0, 2, 3
 """Outcome codes in the injection file (field0), as ``bench/sipp/callee.xml`` reads them."""

@@ -30,14 +30,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from asterisk_conf.sandbox import Sandbox
-from bench.simcall import dtmf_scenario
-from core.ami import AmiClient
-from core.http_client import api
-from core.models import Call
-from core.settings import Settings, load_settings
-from core.storage import Store
-from ivr.definitions import load_definitions
+from telephonist.asterisk_conf.sandbox import Sandbox
+from telephonist.bench.simcall import dtmf_scenario
+from telephonist.core.ami import AmiClient
+from telephonist.core.http_client import api
+from telephonist.core.models import Call
+from telephonist.core.settings import Settings, load_settings
+from telephonist.core.storage import Store
+from telephonist.ivr.definitions import load_definitions
 
 RATES = (10, 20, 30, 40, 50, 60, 80, 100, 130, 160, 200, 250, 300, 350, 400)
 STEP_SECONDS = 10  # long enough that a backlog cannot drain inside a step
@@ -178,7 +178,7 @@ async def run(out: Any = print, rates: tuple[int, ...] = RATES) -> dict[str, Any
     scenario = dtmf_scenario(work / "bench.xml", [(600, "1")], 5000, pbx_must_hang_up=True)
     await sandbox.up(log=out)
     serve = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "--config", str(config), "serve"],
+        [sys.executable, "-m", "telephonist.cli.main", "--config", str(config), "serve"],
         stdout=(work / "serve.log").open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     store = Store(settings.database_url)

@@ -13,16 +13,16 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from callbacks.policy import NumberPolicy
-from callbacks.request import request_callback
-from core.centre import Centre
-from core.destinations import Destination, Router
-from core.models import CallbackRequest
-from core.stasis import CallEnded, CallSession
-from core.storage import Store
+from telephonist.callbacks.policy import NumberPolicy
+from telephonist.callbacks.request import request_callback
+from telephonist.core.centre import Centre
+from telephonist.core.destinations import Destination, Router
+from telephonist.core.models import CallbackRequest
+from telephonist.core.stasis import CallEnded, CallSession
+from telephonist.core.storage import Store
 
 if TYPE_CHECKING:
-    from acd.watcher import QueueWatcher
+    from telephonist.acd.watcher import QueueWatcher
 
 log = logging.getLogger("telephonist.callbacks")
 

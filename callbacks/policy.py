@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import PhoneNumberType, shortnumberinfo
 
-from core.centre import NUMBER_TYPES, CallbackNumbers
-from core.numbers import NumberError, Numbering, digits_of
+from telephonist.core.centre import NUMBER_TYPES, CallbackNumbers
+from telephonist.core.numbers import NumberError, Numbering, digits_of
 
 TYPE_NAMES = {name: getattr(PhoneNumberType, name.upper()) for name in NUMBER_TYPES}
 """The names the centre file uses (``core.centre.NUMBER_TYPES``) -> libphonenumber's types."""

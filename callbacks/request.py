@@ -8,14 +8,14 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from callbacks import tasks
-from callbacks.policy import NumberPolicy
-from core.centre import Centre
-from core.destinations import Destination
-from core.models import CallbackRequest
-from core.prompts import confirm_number
-from core.stasis import CallSession
-from core.storage import Store
+from telephonist.callbacks import tasks
+from telephonist.callbacks.policy import NumberPolicy
+from telephonist.core.centre import Centre
+from telephonist.core.destinations import Destination
+from telephonist.core.models import CallbackRequest
+from telephonist.core.prompts import confirm_number
+from telephonist.core.stasis import CallSession
+from telephonist.core.storage import Store
 
 log = logging.getLogger("telephonist.callbacks")
 

@@ -37,20 +37,20 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
-from callbacks import rules, tasks
-from callbacks.policy import NumberPolicy
-from callbacks.tasks import payload
-from core.ami import AmiClient, AmiError, list_channels, outcome_unknown
-from core.callcontrol import AmiCallControl, Originate
-from core.centre import Centre
-from core.models import CallbackAttempt, CallbackRequest, QueueLogEntry, as_utc
-from core.numbers import Dialing, NumberError
-from core.storage import Store, UnitOfWork
+from telephonist.callbacks import rules, tasks
+from telephonist.callbacks.policy import NumberPolicy
+from telephonist.callbacks.tasks import payload
+from telephonist.core.ami import AmiClient, AmiError, list_channels, outcome_unknown
+from telephonist.core.callcontrol import AmiCallControl, Originate
+from telephonist.core.centre import Centre
+from telephonist.core.models import CallbackAttempt, CallbackRequest, QueueLogEntry, as_utc
+from telephonist.core.numbers import Dialing, NumberError
+from telephonist.core.storage import Store, UnitOfWork
 
 if TYPE_CHECKING:
-    from acd.queue_log import QueueLogIngester
-    from acd.redirects import Decision
-    from acd.watcher import QueueWatcher
+    from telephonist.acd.queue_log import QueueLogIngester
+    from telephonist.acd.redirects import Decision
+    from telephonist.acd.watcher import QueueWatcher
 
 log = logging.getLogger("telephonist.callbacks")
 

@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from callbacks.policy import NumberPolicy, Verdict
-from core.models import CallbackRequest
-from core.numbers import NumberError, Numbering
-from core.storage import UnitOfWork
+from telephonist.callbacks.policy import NumberPolicy, Verdict
+from telephonist.core.models import CallbackRequest
+from telephonist.core.numbers import NumberError, Numbering
+from telephonist.core.storage import UnitOfWork
 
 OPEN = ("pending", "queued", "connected")
 """States of a task that will still call the customer (or is calling them now)."""
@@ -56,7 +56,7 @@ def identity(numbering: Numbering, number: str, field: str = "number") -> str:
     >>> identity(Numbering("FR"), "1;Hangup")
     Traceback (most recent call last):
     ...
-    callbacks.tasks.CallbackError: number: '1;Hangup' has characters other than digits and ...
+    telephonist.callbacks.tasks.CallbackError: number: '1;Hangup' has characters other than ...
     >>> identity(Numbering("FR"), "06 12 34 56 78"), identity(Numbering("FR"), "+3312345")
     ('+33612345678', '3312345')
     """

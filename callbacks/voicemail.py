@@ -26,14 +26,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 
-from callbacks import tasks
-from callbacks.policy import NumberPolicy
-from core.ami import AmiClient
-from core.callcontrol import CallControl, Originate
-from core.centre import Centre, Mailbox
-from core.models import VoicemailMessage
-from core.settings import SmtpSettings
-from core.storage import Store
+from telephonist.callbacks import tasks
+from telephonist.callbacks.policy import NumberPolicy
+from telephonist.core.ami import AmiClient
+from telephonist.core.callcontrol import CallControl, Originate
+from telephonist.core.centre import Centre, Mailbox
+from telephonist.core.models import VoicemailMessage
+from telephonist.core.settings import SmtpSettings
+from telephonist.core.storage import Store
 
 log = logging.getLogger("telephonist.voicemail")
 

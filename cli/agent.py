@@ -10,11 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from acd.agents import AgentError, AgentService
-from asterisk_conf.render import agent_password
-from cli.common import ami_session, errors, open_store, state
-from core.ami import AmiError
-from core.settings import Settings
+from telephonist.acd.agents import AgentError, AgentService
+from telephonist.asterisk_conf.render import agent_password
+from telephonist.cli.common import ami_session, errors, open_store, state
+from telephonist.core.ami import AmiError
+from telephonist.core.settings import Settings
 
 app = typer.Typer(help="Agents: login, logout, pause, unpause, list.")
 T = TypeVar("T")

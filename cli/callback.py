@@ -19,14 +19,14 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlmodel import col
 
-from callbacks import tasks
-from callbacks.policy import NumberPolicy
-from callbacks.tasks import CallbackError
-from cli.common import state, with_store
-from core.centre import Centre
-from core.models import CallbackAttempt, CallbackRequest
-from core.numbers import Numbering
-from core.storage import Store
+from telephonist.callbacks import tasks
+from telephonist.callbacks.policy import NumberPolicy
+from telephonist.callbacks.tasks import CallbackError
+from telephonist.cli.common import state, with_store
+from telephonist.core.centre import Centre
+from telephonist.core.models import CallbackAttempt, CallbackRequest
+from telephonist.core.numbers import Numbering
+from telephonist.core.storage import Store
 
 log = logging.getLogger("telephonist.callbacks")
 app = typer.Typer(help="Callback tasks: list, add, cancel, retry.")

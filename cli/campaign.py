@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from cli.common import ami_session, state, with_store
-from core.ami import AmiError
-from core.centre import Centre
-from core.models import (
+from telephonist.cli.common import ami_session, state, with_store
+from telephonist.core.ami import AmiError
+from telephonist.core.centre import Centre
+from telephonist.core.models import (
     AgentLogin,
     Campaign,
     CampaignLead,
@@ -26,12 +26,12 @@ from core.models import (
     QueueLogEntry,
     as_utc,
 )
-from core.numbers import Dialing, Numbering
-from core.storage import Store
-from dialer import pacing, rules
-from dialer.dispositions import DispositionError, set_disposition
-from dialer.engine import due_leads, load_leads, place_preview
-from dialer.rules import RuleError
+from telephonist.core.numbers import Dialing, Numbering
+from telephonist.core.storage import Store
+from telephonist.dialer import pacing, rules
+from telephonist.dialer.dispositions import DispositionError, set_disposition
+from telephonist.dialer.engine import due_leads, load_leads, place_preview
+from telephonist.dialer.rules import RuleError
 
 app = typer.Typer(help="Outbound campaigns: create, start, pause, stop, stats.")
 disposition_app = typer.Typer(help="Dispositions agents set on the calls they took.")

@@ -11,13 +11,13 @@ from typing import TypeVar
 
 import typer
 
-from asterisk_conf.render import RenderError
-from core.ami import AmiClient, AmiError
-from core.centre import Centre
-from core.settings import Settings, SettingsError, load_settings
-from core.storage import Store
-from core.yamlfile import DefinitionError
-from ivr.definitions import Definitions, load_definitions
+from telephonist.asterisk_conf.render import RenderError
+from telephonist.core.ami import AmiClient, AmiError
+from telephonist.core.centre import Centre
+from telephonist.core.settings import Settings, SettingsError, load_settings
+from telephonist.core.storage import Store
+from telephonist.core.yamlfile import DefinitionError
+from telephonist.ivr.definitions import Definitions, load_definitions
 
 
 @dataclass

@@ -12,11 +12,11 @@ from rich.progress import Progress
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from cli.common import errors, open_store, state
-from core.models import ContactList, ContactPhone
-from core.numbers import check_region
-from core.settings import Settings
-from dialer.contacts import ImportFileError, dnc_add, dnc_check, import_file
+from telephonist.cli.common import errors, open_store, state
+from telephonist.core.models import ContactList, ContactPhone
+from telephonist.core.numbers import check_region
+from telephonist.core.settings import Settings
+from telephonist.dialer.contacts import ImportFileError, dnc_add, dnc_check, import_file
 
 app = typer.Typer(help="Contact lists: import CSV/XLSX files, list them.")
 dnc_app = typer.Typer(help="Do-not-call list: add, import, check (applied at dial time).")
@@ -199,7 +199,7 @@ def bench(
     rows: Annotated[int, typer.Option(help="Rows in the generated list", min=1)] = 100_000,
 ) -> None:
     """Import a generated list into a scratch database: rows/s, memory, longest write lock."""
-    from bench.contacts_import import run
+    from telephonist.bench.contacts_import import run
 
     result = asyncio.run(run(rows))
     for line in result.lines():

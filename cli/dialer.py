@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from bench.dialer import bench as run_bench
-from bench.dialer import parse_seeds, render, run_days, table
-from cli.common import errors
-from dialer.pacing import POLICIES
-from dialer.sim import SCENARIOS
+from telephonist.bench.dialer import bench as run_bench
+from telephonist.bench.dialer import parse_seeds, render, run_days, table
+from telephonist.cli.common import errors
+from telephonist.dialer.pacing import POLICIES
+from telephonist.dialer.sim import SCENARIOS
 
 app = typer.Typer(help="Predictive dialer: pacing simulator and benchmark.")
 

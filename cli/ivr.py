@@ -9,13 +9,13 @@ from pathlib import Path
 
 import typer
 
-from cli.common import errors, state
-from core.centre import load_centre
-from core.files import ExportError, open_export
-from core.http_client import ApiError, api, url
-from ivr.definitions import available_prompts
-from ivr.graph import to_dot, to_text
-from ivr.loader import IvrError, MenuSet, load_menus
+from telephonist.cli.common import errors, state
+from telephonist.core.centre import load_centre
+from telephonist.core.files import ExportError, open_export
+from telephonist.core.http_client import ApiError, api, url
+from telephonist.ivr.definitions import available_prompts
+from telephonist.ivr.graph import to_dot, to_text
+from telephonist.ivr.loader import IvrError, MenuSet, load_menus
 
 app = typer.Typer(help="IVR menus: check, list, show, graph, reload.")
 
@@ -151,8 +151,8 @@ def bench(
     """Benchmark the IVR against the same menu in plain dialplan (sandbox PBX, sipp)."""
     import asyncio
 
-    from asterisk_conf.sandbox import SandboxError
-    from bench.ivr import RATES, run
+    from telephonist.asterisk_conf.sandbox import SandboxError
+    from telephonist.bench.ivr import RATES, run
 
     rates = tuple(r for r in RATES if r <= max_rate)
     typer.echo("IVR benchmark: answer, prompt, one digit, prompt, hang up (sipp, RFC 4733)")

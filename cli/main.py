@@ -10,10 +10,10 @@ from pathlib import Path
 
 import typer
 
-from cli import agent, callback, campaign, contacts, dialer, ivr, pbx, queue, voicemail
-from cli.common import CliState, errors, state
-from core.settings import mask_url
-from core.storage import Store
+from telephonist.cli import agent, callback, campaign, contacts, dialer, ivr, pbx, queue, voicemail
+from telephonist.cli.common import CliState, errors, state
+from telephonist.core.settings import mask_url
+from telephonist.core.storage import Store
 
 app = typer.Typer(help="telephonist: a contact-centre backend for Asterisk.", no_args_is_help=True)
 config_app = typer.Typer(help="Show the effective settings.")
@@ -72,7 +72,7 @@ def db_upgrade(ctx: typer.Context) -> None:
 @app.command()
 def serve(ctx: typer.Context) -> None:
     """Run telephonist: Stasis apps, AMI watcher, FastAGI, MQTT events, /healthz and /metrics."""
-    from serve.app import serve as run_service
+    from telephonist.serve.app import serve as run_service
 
     st = state(ctx)
     settings, definitions = st.settings(), st.definitions()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import typer
 
-from asterisk_conf.render import AsteriskPaths, render_all, write_config
-from asterisk_conf.sandbox import Sandbox, SandboxError
-from cli.common import errors, state
-from core.ami import AmiError, probe_fully_booted
+from telephonist.asterisk_conf.render import AsteriskPaths, render_all, write_config
+from telephonist.asterisk_conf.sandbox import Sandbox, SandboxError
+from telephonist.cli.common import errors, state
+from telephonist.core.ami import AmiError, probe_fully_booted
 
 app = typer.Typer(help="Run the sandbox Asterisk, or render the config for an existing one.")
 

@@ -11,12 +11,12 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from acd.report import REASONS, redirects_since, start_of_today
-from cli.common import state
-from core.centre import Centre
-from core.http_client import ApiError, api
-from core.settings import Settings
-from core.storage import Store
+from telephonist.acd.report import REASONS, redirects_since, start_of_today
+from telephonist.cli.common import state
+from telephonist.core.centre import Centre
+from telephonist.core.http_client import ApiError, api
+from telephonist.core.settings import Settings
+from telephonist.core.storage import Store
 
 app = typer.Typer(help="Queues: live status and today's redirects.")
 
@@ -124,9 +124,9 @@ def bench(
     talk: float = typer.Option(4.0, help="Seconds each answered call lasts"),
 ) -> None:
     """ACD benchmark on the sandbox PBX: offered, answered, redirected, lost, watcher delay."""
-    from asterisk_conf.sandbox import SandboxError
-    from bench.acd import run
-    from cli.common import errors
+    from telephonist.asterisk_conf.sandbox import SandboxError
+    from telephonist.bench.acd import run
+    from telephonist.cli.common import errors
 
     with errors(SandboxError, RuntimeError):
         r = asyncio.run(run(agents, rate, seconds, int(talk * 1000), out=typer.echo))

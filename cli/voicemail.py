@@ -14,13 +14,13 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlmodel import col
 
-from callbacks.voicemail import play_message
-from cli.common import ami_session, errors, open_store, state
-from core.ami import AmiError
-from core.callcontrol import AmiCallControl
-from core.files import open_export
-from core.models import VoicemailMessage
-from core.settings import Settings
+from telephonist.callbacks.voicemail import play_message
+from telephonist.cli.common import ami_session, errors, open_store, state
+from telephonist.core.ami import AmiError
+from telephonist.core.callcontrol import AmiCallControl
+from telephonist.core.files import open_export
+from telephonist.core.models import VoicemailMessage
+from telephonist.core.settings import Settings
 
 app = typer.Typer(help="Voicemail messages: list, play, export, done.")
 

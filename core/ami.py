@@ -19,9 +19,9 @@ from typing import Any
 from panoramisk import Manager
 from panoramisk.message import Message
 
-from core.backoff import Backoff
-from core.loops import retry_after
-from core.supervision import Link
+from telephonist.core.backoff import Backoff
+from telephonist.core.loops import retry_after
+from telephonist.core.supervision import Link
 
 EventHandler = Callable[[Message], Awaitable[None] | None]
 ConnectHandler = Callable[[], Awaitable[None]]
@@ -64,7 +64,7 @@ def check_action(action: Mapping[str, Any]) -> dict[str, str]:
     >>> check_action({"Action": "Originate", "CallerID": "x\\r\\nAction: Hangup"})
     Traceback (most recent call last):
     ...
-    core.ami.AmiError: AMI field 'CallerID' contains a line break or NUL; refused
+    telephonist.core.ami.AmiError: AMI field 'CallerID' contains a line break or NUL; refused
     """
     out: dict[str, str] = {}
     for key, value in action.items():

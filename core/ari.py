@@ -23,9 +23,9 @@ from aioswagger11.http_client import (
     AsynchronousHttpClient,
 )
 
-from core.backoff import Backoff
-from core.loops import retry_after
-from core.supervision import Link
+from telephonist.core.backoff import Backoff
+from telephonist.core.loops import retry_after
+from telephonist.core.supervision import Link
 
 ConnectHandler = Callable[[], Awaitable[None]]
 

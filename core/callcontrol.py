@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from core.ami import AmiClient
+from telephonist.core.ami import AmiClient
 
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -48,7 +48,7 @@ class Originate:
         >>> Originate("PJSIP/1", context="c", variables={"A": "x,B=y"}).action()
         Traceback (most recent call last):
         ...
-        core.callcontrol.CallControlError: variable A: a value may not hold ',' or line breaks
+        telephonist.core.callcontrol.CallControlError: variable A: a value may not hold ',' or ...
         """
         if bool(self.context) == bool(self.application):
             raise CallControlError("originate: either a context or an application")

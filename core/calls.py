@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.ami import AmiClient, AmiError, list_channels
-from core.models import Call, QueueLogEntry, as_utc, utcnow
-from core.stasis import CallSession
-from core.storage import Store, UnitOfWork
+from telephonist.core.ami import AmiClient, AmiError, list_channels
+from telephonist.core.models import Call, QueueLogEntry, as_utc, utcnow
+from telephonist.core.stasis import CallSession
+from telephonist.core.storage import Store, UnitOfWork
 
 log = logging.getLogger("telephonist.calls")
 

@@ -20,9 +20,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.hours import check_hours, check_timezone
-from core.numbers import DialFormat, check_region
-from core.yamlfile import DefinitionError, load_raw, read_definition, validate
+from telephonist.core.hours import check_hours, check_timezone
+from telephonist.core.numbers import DialFormat, check_region
+from telephonist.core.yamlfile import DefinitionError, load_raw, read_definition, validate
 
 DIGITS = r"^[0-9]{1,20}$"
 DIALSTRING = r"^\+?[0-9]{1,20}$"
@@ -426,7 +426,7 @@ def load_centre(path: Path | None) -> Centre:
     """Load the centre file, or the shipped demo centre when ``path`` is None. A relative
     ``ivr`` path is made absolute against the file's folder."""
     if path is None:
-        demo = resources.files("demo")
+        demo = resources.files("telephonist.demo")
         centre = parse_centre(demo.joinpath("centre.yaml").read_text(), "demo/centre.yaml")
         base = Path(str(demo))
     else:

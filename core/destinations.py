@@ -16,8 +16,8 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from core.centre import DESTINATION, Centre
-from core.stasis import CallSession
+from telephonist.core.centre import DESTINATION, Centre
+from telephonist.core.stasis import CallSession
 
 log = logging.getLogger("telephonist.destinations")
 

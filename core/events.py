@@ -16,12 +16,12 @@ import json
 
 import aiomqtt
 
-from core import metrics
-from core.backoff import Backoff
-from core.loops import retry_after
-from core.settings import MqttSettings
-from core.storage import Store
-from core.supervision import Link
+from telephonist.core import metrics
+from telephonist.core.backoff import Backoff
+from telephonist.core.loops import retry_after
+from telephonist.core.settings import MqttSettings
+from telephonist.core.storage import Store
+from telephonist.core.supervision import Link
 
 
 class OutboxPublisher:

@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from core.settings import Settings
+from telephonist.core.settings import Settings
 
 
 class ApiError(Exception):

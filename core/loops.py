@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import metrics
-from core.backoff import Backoff
+from telephonist.core import metrics
+from telephonist.core.backoff import Backoff
 
 log = logging.getLogger("telephonist.loops")
 

@@ -68,7 +68,7 @@ def digits_of(raw: str, field: str = "number") -> str:
     >>> digits_of("1;Hangup")
     Traceback (most recent call last):
     ...
-    core.numbers.NumberError: number: '1;Hangup' has characters other than digits and + - ( ) . /
+    telephonist.core.numbers.NumberError: number: '1;Hangup' has characters other than digits ...
     """
     text = raw.strip()
     if not NUMBER_CHARS.fullmatch(text) or "+" in text[1:]:
@@ -121,7 +121,7 @@ class Numbering:
         >>> Numbering("US").e164("555-0100")
         Traceback (most recent call last):
         ...
-        core.numbers.NumberError: number '555-0100' is not a valid number (region US)
+        telephonist.core.numbers.NumberError: number '555-0100' is not a valid number (region US)
         """
         parsed = self.parse(raw, field)
         kind = phonenumbers.number_type(parsed) if parsed is not None else -1

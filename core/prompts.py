@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from core.stasis import CallSession
+from telephonist.core.stasis import CallSession
 
 DTMF = frozenset("0123456789*#")
 

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlmodel import col
 
-from core.models import IvrStep, OutboxEvent, QueueLogEntry
-from core.settings import StorageSettings
-from core.storage import Store
+from telephonist.core.models import IvrStep, OutboxEvent, QueueLogEntry
+from telephonist.core.settings import StorageSettings
+from telephonist.core.storage import Store
 
 log = logging.getLogger("telephonist.retention")
 

@@ -29,8 +29,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from core.numbers import check_region
-from core.yamlfile import DefinitionError, read_definition
+from telephonist.core.numbers import check_region
+from telephonist.core.yamlfile import DefinitionError, read_definition
 
 ENV_PREFIX = "TELEPHONIST_"
 CONFIG_ENV = "TELEPHONIST_CONFIG"

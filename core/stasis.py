@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core import metrics
-from core.ari import AriClient, AriError
+from telephonist.core import metrics
+from telephonist.core.ari import AriClient, AriError
 
 log = logging.getLogger("telephonist.stasis")
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from core.models import OutboxEvent, utcnow
+from telephonist.core.models import OutboxEvent, utcnow
 
 SCHEMA_VERSION = 1
 """Version of the MQTT payload envelope (``schema`` in every event)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from core import metrics
+from telephonist.core import metrics
 
 
 class Link:

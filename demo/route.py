@@ -6,9 +6,9 @@ database + outbox -> MQTT. The IVR menus replace it for real lines.
 
 from __future__ import annotations
 
-from core import calls
-from core.stasis import CallEnded, CallSession, Route
-from core.storage import Store
+from telephonist.core import calls
+from telephonist.core.stasis import CallEnded, CallSession, Route
+from telephonist.core.storage import Store
 
 
 def demo_route(store: Store) -> Route:

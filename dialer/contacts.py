@@ -41,10 +41,10 @@ from phonenumbers import timezone as pn_timezone
 from sqlalchemy import func, insert, select
 from sqlmodel import col
 
-from core.files import ExportError, open_export
-from core.models import Contact, ContactList, ContactPhone, DncEntry, utcnow
-from core.numbers import NUMBER_CHARS, Numbering
-from core.storage import Store
+from telephonist.core.files import ExportError, open_export
+from telephonist.core.models import Contact, ContactList, ContactPhone, DncEntry, utcnow
+from telephonist.core.numbers import NUMBER_CHARS, Numbering
+from telephonist.core.storage import Store
 
 PHONE_HEADERS = re.compile(r"^(phone|tel|telephone|mobile|cell|number|numero|num)[ _-]?\d*$", re.I)
 NAME_HEADERS = re.compile(r"^(name|full[ _]?name|nom|contact)$", re.I)
@@ -255,7 +255,7 @@ def normalise(raw: str, region: str) -> str:
     >>> normalise("555-0100;Hangup", "US")
     Traceback (most recent call last):
     ...
-    core.numbers.NumberError: number: '555-0100;Hangup' has characters other than digits and ...
+    telephonist.core.numbers.NumberError: number: '555-0100;Hangup' has characters other than ...
     """
     return _checked(raw, region)[0]
 

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.models import Campaign, CampaignLead, DialAttempt, DncEntry
-from core.storage import UnitOfWork
+from telephonist.core.models import Campaign, CampaignLead, DialAttempt, DncEntry
+from telephonist.core.storage import UnitOfWork
 
 CODE = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 CALLBACK_DEFAULT = timedelta(hours=1)
@@ -40,7 +40,7 @@ def check_code(code: str, field: str = "CODE") -> str:
     >>> check_code("Exten => s,1,Dial(x)")
     Traceback (most recent call last):
     ...
-    dialer.dispositions.DispositionError: CODE: 'Exten => s,1,Dial(x)' is not a disposition code (a-z, 0-9, _ -)
+    telephonist.dialer.dispositions.DispositionError: CODE: 'Exten => s,1,Dial(x)' is not a disposition code (a-z, 0-9, _ -)
     """  # noqa: E501
     if not CODE.fullmatch(code):
         raise DispositionError(f"{field}: {code!r} is not a disposition code (a-z, 0-9, _ -)")

@@ -28,9 +28,9 @@ import numpy as np
 from sqlalchemy import case, func, select
 from sqlmodel import col
 
-from core.ami import AmiClient, AmiError, list_channels, outcome_unknown
-from core.callcontrol import AmiCallControl, Originate
-from core.models import (
+from telephonist.core.ami import AmiClient, AmiError, list_channels, outcome_unknown
+from telephonist.core.callcontrol import AmiCallControl, Originate
+from telephonist.core.models import (
     Campaign,
     CampaignLead,
     Contact,
@@ -41,14 +41,14 @@ from core.models import (
     QueueLogEntry,
     as_utc,
 )
-from core.numbers import Dialing, NumberError, Numbering
-from core.storage import Store, UnitOfWork
-from dialer import pacing, rules
-from dialer.dispositions import DispositionError, set_disposition
+from telephonist.core.numbers import Dialing, NumberError, Numbering
+from telephonist.core.storage import Store, UnitOfWork
+from telephonist.dialer import pacing, rules
+from telephonist.dialer.dispositions import DispositionError, set_disposition
 
 if TYPE_CHECKING:
-    from acd.queue_log import QueueLogIngester
-    from acd.watcher import QueueWatcher
+    from telephonist.acd.queue_log import QueueLogIngester
+    from telephonist.acd.watcher import QueueWatcher
 
 log = logging.getLogger("telephonist.dialer")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from core import hours
+from telephonist.core import hours
 
 DEFAULT_RETRY = {"busy": 600, "no_answer": 3600, "machine": 7200, "failed": 1800, "callback": 0}
 """Seconds before the next try, by the last outcome."""
@@ -43,7 +43,7 @@ def parse_days(spec: str) -> frozenset[int]:
     >>> parse_days("funday")
     Traceback (most recent call last):
     ...
-    dialer.rules.RuleError: --days: 'funday' is not like mon-fri or sat,sun
+    telephonist.dialer.rules.RuleError: --days: 'funday' is not like mon-fri or sat,sun
     """
     try:
         return frozenset(hours.parse_days(spec))

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dialer import pacing
-from dialer.pacing import AWAY, IDLE, TALK, WRAP, Finished, Model, Observation
+from telephonist.dialer import pacing
+from telephonist.dialer.pacing import AWAY, IDLE, TALK, WRAP, Finished, Model, Observation
 
 SECOND = 1000
 HOUR = 3600 * SECOND

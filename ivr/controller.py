@@ -21,14 +21,14 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from core import calls, metrics
-from core.centre import Centre
-from core.destinations import Destination, Router
-from core.models import IvrStep
-from core.prompts import DTMF
-from core.stasis import CallEnded, CallSession
-from core.storage import Store
-from ivr.engine import (
+from telephonist.core import calls, metrics
+from telephonist.core.centre import Centre
+from telephonist.core.destinations import Destination, Router
+from telephonist.core.models import IvrStep
+from telephonist.core.prompts import DTMF
+from telephonist.core.stasis import CallEnded, CallSession
+from telephonist.core.storage import Store
+from telephonist.ivr.engine import (
     Command,
     Digit,
     IvrMachine,
@@ -40,9 +40,9 @@ from ivr.engine import (
     Timeout,
     Wait,
 )
-from ivr.loader import MenuSet
-from ivr.model import Action, Entry
-from ivr.registry import MenuRegistry
+from telephonist.ivr.loader import MenuSet
+from telephonist.ivr.model import Action, Entry
+from telephonist.ivr.registry import MenuRegistry
 
 log = logging.getLogger("telephonist.ivr")
 

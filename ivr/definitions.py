@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.centre import Centre, load_centre
-from core.settings import Settings
-from ivr.loader import entry_lines
-from ivr.registry import MenuRegistry
+from telephonist.core.centre import Centre, load_centre
+from telephonist.core.settings import Settings
+from telephonist.ivr.loader import entry_lines
+from telephonist.ivr.registry import MenuRegistry
 
 
 @dataclass(frozen=True)

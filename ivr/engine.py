@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from core.hours import is_open as hours_open
-from ivr.model import Action, Entry, IvrConfig, Menu
+from telephonist.core.hours import is_open as hours_open
+from telephonist.ivr.model import Action, Entry, IvrConfig, Menu
 
 # -- events ---------------------------------------------------------------------------------
 

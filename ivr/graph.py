@@ -3,7 +3,7 @@ with ``dot``), because scenario designers think in diagrams."""
 
 from __future__ import annotations
 
-from ivr.model import Action, IvrConfig
+from telephonist.ivr.model import Action, IvrConfig
 
 
 def _label(action: Action) -> str:

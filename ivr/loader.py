@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.centre import Centre, Line
-from core.yamlfile import DefinitionError, line_of, load_raw, read_definition, validate
-from ivr.model import TERMINAL, Action, IvrConfig, Menu
+from telephonist.core.centre import Centre, Line
+from telephonist.core.yamlfile import DefinitionError, line_of, load_raw, read_definition, validate
+from telephonist.ivr.model import TERMINAL, Action, IvrConfig, Menu
 
 
 class IvrError(DefinitionError):

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.hours import check_hours, check_timezone
+from telephonist.core.hours import check_hours, check_timezone
 
 NAME = r"^[a-z][a-z0-9_-]{0,39}$"
 PROMPT = r"^[a-z0-9][a-z0-9_/-]{0,79}$"

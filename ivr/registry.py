@@ -14,8 +14,8 @@ import asyncio
 import logging
 from pathlib import Path
 
-from core.centre import Centre
-from ivr.loader import IvrError, MenuSet, load_menus
+from telephonist.core.centre import Centre
+from telephonist.ivr.loader import IvrError, MenuSet, load_menus
 
 log = logging.getLogger("telephonist.ivr")
 

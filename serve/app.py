@@ -17,36 +17,36 @@ import logging
 import os
 import signal
 
-from acd.agents import AgentService
-from acd.controller import AcdController
-from acd.queue_log import QueueLogIngester, sandbox_queue_log
-from acd.watcher import QueueWatcher
-from agi_handlers.disposition import agent_channel, disposition_route
-from agi_handlers.selftest import selftest_route
-from agi_handlers.server import AgiServer, agi_peers
-from agi_handlers.vip import vip_lookup_route
-from callbacks.capture import QueueCallbackRoute
-from callbacks.policy import NumberPolicy
-from callbacks.request import CallbackOffer
-from callbacks.service import CallbackService
-from callbacks.voicemail import VoicemailWatcher, sandbox_spool
-from core import calls
-from core.ami import AmiClient, AmiError
-from core.ari import AriClient
-from core.destinations import Router
-from core.events import OutboxPublisher
-from core.loops import Supervisor
-from core.numbers import Dialing
-from core.retention import Pruner
-from core.settings import Settings
-from core.stasis import EVENTS as STASIS_EVENTS
-from core.stasis import StasisDispatcher
-from core.storage import Store
-from demo.route import demo_route
-from dialer.engine import DialerService
-from ivr.controller import IvrController, LatencyLog
-from ivr.definitions import Definitions
-from serve.http import HttpEndpoint
+from telephonist.acd.agents import AgentService
+from telephonist.acd.controller import AcdController
+from telephonist.acd.queue_log import QueueLogIngester, sandbox_queue_log
+from telephonist.acd.watcher import QueueWatcher
+from telephonist.agi_handlers.disposition import agent_channel, disposition_route
+from telephonist.agi_handlers.selftest import selftest_route
+from telephonist.agi_handlers.server import AgiServer, agi_peers
+from telephonist.agi_handlers.vip import vip_lookup_route
+from telephonist.callbacks.capture import QueueCallbackRoute
+from telephonist.callbacks.policy import NumberPolicy
+from telephonist.callbacks.request import CallbackOffer
+from telephonist.callbacks.service import CallbackService
+from telephonist.callbacks.voicemail import VoicemailWatcher, sandbox_spool
+from telephonist.core import calls
+from telephonist.core.ami import AmiClient, AmiError
+from telephonist.core.ari import AriClient
+from telephonist.core.destinations import Router
+from telephonist.core.events import OutboxPublisher
+from telephonist.core.loops import Supervisor
+from telephonist.core.numbers import Dialing
+from telephonist.core.retention import Pruner
+from telephonist.core.settings import Settings
+from telephonist.core.stasis import EVENTS as STASIS_EVENTS
+from telephonist.core.stasis import StasisDispatcher
+from telephonist.core.storage import Store
+from telephonist.demo.route import demo_route
+from telephonist.dialer.engine import DialerService
+from telephonist.ivr.controller import IvrController, LatencyLog
+from telephonist.ivr.definitions import Definitions
+from telephonist.serve.http import HttpEndpoint
 
 log = logging.getLogger("telephonist.serve")
 

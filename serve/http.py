@@ -26,13 +26,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from acd.watcher import QueueWatcher
-from core import metrics
-from core.loops import Supervisor
-from core.supervision import Link
-from ivr.controller import LatencyLog
-from ivr.loader import IvrError
-from ivr.registry import MenuRegistry
+from telephonist.acd.watcher import QueueWatcher
+from telephonist.core import metrics
+from telephonist.core.loops import Supervisor
+from telephonist.core.supervision import Link
+from telephonist.ivr.controller import LatencyLog
+from telephonist.ivr.loader import IvrError
+from telephonist.ivr.registry import MenuRegistry
 
 log = logging.getLogger("telephonist.http")
 

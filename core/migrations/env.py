@@ -4,7 +4,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import core.models  # noqa: F401 - registers the tables on SQLModel.metadata
+import telephonist.core.models  # noqa: F401 - registers the tables on SQLModel.metadata
 
 target_metadata = SQLModel.metadata
 connection = context.config.attributes.get("connection")

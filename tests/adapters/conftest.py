@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from core.storage import Store
+from telephonist.core.storage import Store
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -9,14 +9,14 @@ from typing import Any, cast
 
 from sqlalchemy import select
 
-from acd.controller import AcdController
-from acd.redirects import Decision
-from core.ari import AriClient
-from core.centre import Centre
-from core.destinations import Destination, Router
-from core.models import QueueRedirect
-from core.stasis import CallSession
-from core.storage import Store, UnitOfWork
+from telephonist.acd.controller import AcdController
+from telephonist.acd.redirects import Decision
+from telephonist.core.ari import AriClient
+from telephonist.core.centre import Centre
+from telephonist.core.destinations import Destination, Router
+from telephonist.core.models import QueueRedirect
+from telephonist.core.stasis import CallSession
+from telephonist.core.storage import Store, UnitOfWork
 
 CENTRE = Centre.model_validate(
     {

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agi_handlers.server import AgiServer, AgiSession
+from telephonist.agi_handlers.server import AgiServer, AgiSession
 
 ENV = (
     b"agi_network: yes\nagi_network_script: echo?who=test\nagi_request: agi://x/echo\n"

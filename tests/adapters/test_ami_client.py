@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from core.ami import AmiClient, AmiDisconnected, AmiError
-from core.backoff import Backoff
+from telephonist.core.ami import AmiClient, AmiDisconnected, AmiError
+from telephonist.core.backoff import Backoff
 
 
 def free_port() -> int:

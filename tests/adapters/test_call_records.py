@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 
-from core import calls
-from core.models import Call, QueueLogEntry, utcnow
-from core.storage import Store
+from telephonist.core import calls
+from telephonist.core.models import Call, QueueLogEntry, utcnow
+from telephonist.core.storage import Store
 
 
 class _Ami:

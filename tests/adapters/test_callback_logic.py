@@ -19,19 +19,19 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from acd.queue_log import QueueLogIngester
-from acd.redirects import Decision
-from acd.state import Member, WaitingCaller
-from acd.watcher import QueueWatcher
-from callbacks import tasks
-from callbacks.policy import NumberPolicy
-from callbacks.service import CallbackService
-from callbacks.voicemail import play_message
-from core.ami import AmiClient, AmiTimeout, AmiUnavailable
-from core.callcontrol import CallControl, Originate
-from core.centre import CallbackNumbers, Centre, Trunk
-from core.models import CallbackAttempt, CallbackRequest, VoicemailMessage
-from core.storage import Store
+from telephonist.acd.queue_log import QueueLogIngester
+from telephonist.acd.redirects import Decision
+from telephonist.acd.state import Member, WaitingCaller
+from telephonist.acd.watcher import QueueWatcher
+from telephonist.callbacks import tasks
+from telephonist.callbacks.policy import NumberPolicy
+from telephonist.callbacks.service import CallbackService
+from telephonist.callbacks.voicemail import play_message
+from telephonist.core.ami import AmiClient, AmiTimeout, AmiUnavailable
+from telephonist.core.callcontrol import CallControl, Originate
+from telephonist.core.centre import CallbackNumbers, Centre, Trunk
+from telephonist.core.models import CallbackAttempt, CallbackRequest, VoicemailMessage
+from telephonist.core.storage import Store
 
 CENTRE = Centre.model_validate(
     {

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from core.models import Contact, ContactPhone
-from core.storage import Store
-from dialer.contacts import ImportFileError, dnc_add, dnc_check, import_file
+from telephonist.core.models import Contact, ContactPhone
+from telephonist.core.storage import Store
+from telephonist.dialer.contacts import ImportFileError, dnc_add, dnc_check, import_file
 
 
 async def count(store: Store, model: type) -> int:
@@ -135,7 +135,7 @@ def test_cli_import_reports_and_refuses(tmp_path: Path) -> None:
     config = tmp_path / "t.toml"
     config.write_text(f'data_dir = "{tmp_path / "data"}"\n[dialer]\nregion = "FR"\n')
     f = write_csv(tmp_path / "l.csv", [["nom", "tel"], ["A", "0142685300"], ["B", "abc"]])
-    base = [sys.executable, "-m", "cli.main", "--config", str(config)]
+    base = [sys.executable, "-m", "telephonist.cli.main", "--config", str(config)]
     ok = subprocess.run([*base, "contacts", "import", str(f), "--list", "l1"],
                         capture_output=True, text=True, check=False)  # fmt: skip
     assert ok.returncode == 0, ok.stderr
@@ -222,7 +222,7 @@ async def test_a_large_import_never_holds_the_write_lock_long(tmp_path: Path) ->
     import threading
     import time
 
-    from bench.contacts_import import write_list
+    from telephonist.bench.contacts_import import write_list
 
     db = tmp_path / "t.db"
     store = Store(f"sqlite+aiosqlite:///{db}")

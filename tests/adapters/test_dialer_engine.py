@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from acd.state import CentreState
-from core.models import Campaign, CampaignLead, DialAttempt, QueueLogEntry
-from core.storage import Store
-from dialer import pacing
-from dialer.engine import DialerService
+from telephonist.acd.state import CentreState
+from telephonist.core.models import Campaign, CampaignLead, DialAttempt, QueueLogEntry
+from telephonist.core.storage import Store
+from telephonist.dialer import pacing
+from telephonist.dialer.engine import DialerService
 
 
 class _Ami:

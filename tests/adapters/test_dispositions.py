@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.models import Campaign, CampaignLead, DialAttempt, DncEntry, as_utc
-from core.storage import Store
-from dialer.dispositions import DispositionError, latest_attempt_of, set_disposition
+from telephonist.core.models import Campaign, CampaignLead, DialAttempt, DncEntry, as_utc
+from telephonist.core.storage import Store
+from telephonist.dialer.dispositions import DispositionError, latest_attempt_of, set_disposition
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 

@@ -10,14 +10,14 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.ari import AriClient
-from core.centre import Centre
-from core.destinations import Destination, Router
-from core.models import Call, IvrStep
-from core.stasis import CallSession
-from core.storage import Store
-from ivr.controller import IvrController, LatencyLog
-from ivr.registry import MenuRegistry
+from telephonist.core.ari import AriClient
+from telephonist.core.centre import Centre
+from telephonist.core.destinations import Destination, Router
+from telephonist.core.models import Call, IvrStep
+from telephonist.core.stasis import CallSession
+from telephonist.core.storage import Store
+from telephonist.ivr.controller import IvrController, LatencyLog
+from telephonist.ivr.registry import MenuRegistry
 
 CENTRE = Centre.model_validate(
     {"queues": [{"name": "support"}, {"name": "sales"}],

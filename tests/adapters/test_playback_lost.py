@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from core import stasis
-from core.ari import AriError
-from core.stasis import CallSession
+from telephonist.core import stasis
+from telephonist.core.ari import AriError
+from telephonist.core.stasis import CallSession
 
 
 class _Ari:

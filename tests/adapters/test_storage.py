@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.models import Call, OutboxEvent
-from core.storage import Store
+from telephonist.core.models import Call, OutboxEvent
+from telephonist.core.storage import Store
 
 
 async def test_migrate_is_idempotent(store: Store) -> None:
@@ -69,8 +69,8 @@ async def test_migrations_match_the_models(store: Store) -> None:
 
 
 async def test_queue_log_ingested_exactly_once(store: Store, tmp_path: Path) -> None:
-    from acd.queue_log import QueueLogIngester
-    from core.models import QueueLogEntry
+    from telephonist.acd.queue_log import QueueLogIngester
+    from telephonist.core.models import QueueLogEntry
 
     path = tmp_path / "queue_log"
     path.write_text("1795337005|c1|sales|NONE|ENTERQUEUE||5550001|1\n1795337009|c1|sales|NONE|ABAN")
@@ -97,9 +97,9 @@ async def test_old_rows_are_pruned_and_undelivered_events_never(store: Store) ->
     from sqlalchemy import func, select
     from sqlmodel import col
 
-    from core.models import IvrStep, OutboxEvent, QueueLogEntry
-    from core.retention import Pruner
-    from core.settings import StorageSettings
+    from telephonist.core.models import IvrStep, OutboxEvent, QueueLogEntry
+    from telephonist.core.retention import Pruner
+    from telephonist.core.settings import StorageSettings
 
     now = datetime.now(UTC)
     old, recent = now - timedelta(days=10), now - timedelta(days=1)

@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from asterisk_conf.sandbox import Sandbox, SandboxError
-from core.ami import AmiClient
-from core.models import Call, IvrStep
-from core.settings import Settings, load_settings
-from core.storage import Store
-from ivr.definitions import load_definitions
+from telephonist.asterisk_conf.sandbox import Sandbox, SandboxError
+from telephonist.core.ami import AmiClient
+from telephonist.core.models import Call, IvrStep
+from telephonist.core.settings import Settings, load_settings
+from telephonist.core.storage import Store
+from telephonist.ivr.definitions import load_definitions
 from tests.scenarios import harness
 from tests.scenarios.harness import Broker, Collector, Serve
 

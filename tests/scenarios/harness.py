@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import aiomqtt
 
-from bench.simcall import dtmf_scenario
+from telephonist.bench.simcall import dtmf_scenario
 
 T = TypeVar("T")
 
@@ -110,7 +110,7 @@ class Serve:
         env |= env_extra or {}
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "--config", str(self.config), "serve"],
+            [sys.executable, "-m", "telephonist.cli.main", "--config", str(self.config), "serve"],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -176,7 +176,7 @@ class Serve:
 def telephonist(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the ``telephonist`` CLI as an admin would, against the scenario config."""
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", "--config", str(config), *args],
+        [sys.executable, "-m", "telephonist.cli.main", "--config", str(config), *args],
         capture_output=True, text=True, timeout=30, check=False, cwd=Path(__file__).parents[2],
     )  # fmt: skip
 

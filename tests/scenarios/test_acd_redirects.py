@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.models import QueueRedirect
-from core.settings import Settings
-from core.storage import Store
+from telephonist.core.models import QueueRedirect
+from telephonist.core.settings import Settings
+from telephonist.core.storage import Store
 from tests.scenarios.conftest import MQTT_PORT, AmiWatch
 from tests.scenarios.harness import (
     AgentPhone,

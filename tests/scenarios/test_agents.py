@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.models import AgentLogin, AgentPause
-from core.settings import Settings
-from core.storage import Store
+from telephonist.core.models import AgentLogin, AgentPause
+from telephonist.core.settings import Settings
+from telephonist.core.storage import Store
 from tests.scenarios.conftest import AmiWatch
 from tests.scenarios.harness import AgentPhone, Serve, dtmf_scenario, sipp_call, telephonist
 

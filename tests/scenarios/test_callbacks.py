@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from bench.simcall import audio_scenario
-from callbacks.tasks import OPEN
-from core.ami import AmiClient
-from core.models import CallbackAttempt, CallbackRequest, VoicemailMessage
-from core.settings import Settings
-from core.storage import Store
+from telephonist.bench.simcall import audio_scenario
+from telephonist.callbacks.tasks import OPEN
+from telephonist.core.ami import AmiClient
+from telephonist.core.models import CallbackAttempt, CallbackRequest, VoicemailMessage
+from telephonist.core.settings import Settings
+from telephonist.core.storage import Store
 from tests.scenarios.conftest import MQTT_PORT, SMTP_PORT, AmiWatch
 from tests.scenarios.harness import (
     AgentPhone,

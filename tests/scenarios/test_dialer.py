@@ -18,14 +18,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from asterisk_conf.render import agent_password
-from asterisk_conf.sandbox import Sandbox
-from bench import dialer_live as live
-from core.ami import AmiClient, AmiError
-from core.models import Campaign, CampaignLead, DialAttempt, DncEntry, as_utc
-from core.settings import Settings
-from core.storage import Store
-from dialer.sim import SCENARIOS
+from telephonist.asterisk_conf.render import agent_password
+from telephonist.asterisk_conf.sandbox import Sandbox
+from telephonist.bench import dialer_live as live
+from telephonist.core.ami import AmiClient, AmiError
+from telephonist.core.models import Campaign, CampaignLead, DialAttempt, DncEntry, as_utc
+from telephonist.core.settings import Settings
+from telephonist.core.storage import Store
+from telephonist.dialer.sim import SCENARIOS
 from tests.scenarios.conftest import AmiWatch
 from tests.scenarios.harness import AgentPhone, Serve, sipp_call, telephonist, until
 

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from asterisk_conf.sandbox import Sandbox
-from core.ami import AmiClient
-from core.settings import Settings
-from core.storage import Store
+from telephonist.asterisk_conf.sandbox import Sandbox
+from telephonist.core.ami import AmiClient
+from telephonist.core.settings import Settings
+from telephonist.core.storage import Store
 from tests.scenarios.conftest import MQTT_PORT, call_by_caller
 from tests.scenarios.harness import Broker, Collector, Serve, sipp_call
 

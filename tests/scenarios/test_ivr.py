@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.models import CallbackRequest, IvrStep
-from core.settings import Settings
-from core.storage import Store
+from telephonist.core.models import CallbackRequest, IvrStep
+from telephonist.core.settings import Settings
+from telephonist.core.storage import Store
 from tests.scenarios.conftest import AmiWatch, journey
 from tests.scenarios.harness import Serve, dtmf_scenario, sipp_call, telephonist
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from core.http_client import api
-from core.models import QueueLogEntry
-from core.settings import Settings
-from core.storage import Store
+from telephonist.core.http_client import api
+from telephonist.core.models import QueueLogEntry
+from telephonist.core.settings import Settings
+from telephonist.core.storage import Store
 from tests.scenarios.conftest import MQTT_PORT, AmiWatch
 from tests.scenarios.harness import Collector, Serve, dtmf_scenario, sipp_call
 

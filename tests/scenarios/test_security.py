@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from asterisk_conf.render import agent_password
-from asterisk_conf.sandbox import Sandbox
-from bench.simcall import audio_scenario, dtmf_scenario
-from core.ami import AmiClient, AmiError
-from core.models import CallbackRequest, CampaignLead, OutboxEvent, VoicemailMessage
-from core.settings import Settings
-from core.storage import Store
+from telephonist.asterisk_conf.render import agent_password
+from telephonist.asterisk_conf.sandbox import Sandbox
+from telephonist.bench.simcall import audio_scenario, dtmf_scenario
+from telephonist.core.ami import AmiClient, AmiError
+from telephonist.core.models import CallbackRequest, CampaignLead, OutboxEvent, VoicemailMessage
+from telephonist.core.settings import Settings
+from telephonist.core.storage import Store
 from tests.scenarios.conftest import SIP_HOST, AmiWatch
 from tests.scenarios.harness import Serve, sipp_call, telephonist, until
 

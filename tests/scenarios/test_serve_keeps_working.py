@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from asterisk_conf.sandbox import Sandbox
-from core.ami import AmiClient, AmiError
-from core.models import CallbackAttempt, CallbackRequest, OutboxEvent
-from core.settings import Settings
-from core.storage import Store
+from telephonist.asterisk_conf.sandbox import Sandbox
+from telephonist.core.ami import AmiClient, AmiError
+from telephonist.core.models import CallbackAttempt, CallbackRequest, OutboxEvent
+from telephonist.core.settings import Settings
+from telephonist.core.storage import Store
 from tests.scenarios.conftest import HTTP_PORT, AmiWatch, journey
 from tests.scenarios.harness import (
     AmiCutter,
@@ -172,7 +172,7 @@ async def test_with_serve_down_the_queues_redirects_still_apply(
     await dial(settings, tmp_path, "306", "5572004", [], 5000)
     await _voicemail(ami_watch, "5572004", "101", "the closed queue's voicemail")
     serve.start()
-    from core.models import Call
+    from telephonist.core.models import Call
 
     async def recorded() -> list[Call]:
         async with store.sessions() as s:
@@ -207,7 +207,7 @@ async def test_a_call_whose_end_serve_did_not_see_is_closed(
 ) -> None:
     """serve killed in the middle of a call: when it is back, the call's record is closed
     (outcome lost), not left open for ever."""
-    from core.models import Call
+    from telephonist.core.models import Call
 
     call = asyncio.create_task(dial(settings, tmp_path, "200", "5572100", [], 5000))
 
@@ -296,8 +296,8 @@ async def test_a_large_import_while_calls_come_in(
 ) -> None:
     """An admin imports 30,000 contacts while callers ring in: each call is answered at
     once and closed, the import commits in short batches (it used to hold the lock 54 s)."""
-    from bench.contacts_import import write_list
-    from core.models import Call
+    from telephonist.bench.contacts_import import write_list
+    from telephonist.core.models import Call
 
     big = tmp_path / "big.csv"
     await asyncio.to_thread(write_list, big, 30_000)
@@ -335,7 +335,7 @@ async def test_a_large_import_while_calls_come_in(
 def telephonist_argv(serve: Serve) -> list[str]:
     import sys
 
-    return [sys.executable, "-m", "cli.main", "--config", str(serve.config)]
+    return [sys.executable, "-m", "telephonist.cli.main", "--config", str(serve.config)]
 
 
 async def test_asterisk_restarted_under_a_waiting_callback(

@@ -36,12 +36,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from asterisk_conf.sandbox import Sandbox
-from bench.contacts_import import write_list
-from core.models import Call, CallbackAttempt, CallbackRequest, OutboxEvent
-from core.settings import load_settings
-from core.storage import Store
-from ivr.definitions import load_definitions
+from telephonist.asterisk_conf.sandbox import Sandbox
+from telephonist.bench.contacts_import import write_list
+from telephonist.core.models import Call, CallbackAttempt, CallbackRequest, OutboxEvent
+from telephonist.core.settings import load_settings
+from telephonist.core.storage import Store
+from telephonist.ivr.definitions import load_definitions
 from tests.scenarios.harness import (
     AgentPhone,
     Broker,

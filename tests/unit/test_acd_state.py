@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from acd.redirects import after_hours, decide
-from acd.state import CentreState
-from core.centre import Queue
-from core.destinations import Destination
+from telephonist.acd.redirects import after_hours, decide
+from telephonist.acd.state import CentreState
+from telephonist.core.centre import Queue
+from telephonist.core.destinations import Destination
 
 
 def test_callers_join_leave_and_are_renumbered() -> None:

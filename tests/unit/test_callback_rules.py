@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from callbacks.rules import NOT_PLACED_RETRY, AfterTry, after_try, kept_place
+from telephonist.callbacks.rules import NOT_PLACED_RETRY, AfterTry, after_try, kept_place
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 

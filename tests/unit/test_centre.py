@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.centre import CentreError, load_centre, parse_centre
+from telephonist.core.centre import CentreError, load_centre, parse_centre
 
 
 def test_demo_centre_loads() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.centre import CentreError, load_centre
-from core.yamlfile import MAX_BYTES, DefinitionError, load_raw, read_definition
+from telephonist.core.centre import CentreError, load_centre
+from telephonist.core.yamlfile import MAX_BYTES, DefinitionError, load_raw, read_definition
 
 BOMB = "\n".join(
     [

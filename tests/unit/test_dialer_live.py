@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import dialer_live as live
-from dialer.sim import NO_ANSWER_MS, SCENARIOS
+from telephonist.bench import dialer_live as live
+from telephonist.dialer.sim import NO_ANSWER_MS, SCENARIOS
 
 
 def test_callee_rows_are_the_simulators_leads_call_by_call(tmp_path: Path) -> None:

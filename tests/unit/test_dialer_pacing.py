@@ -10,9 +10,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from dialer import pacing
-from dialer.pacing import IDLE, TALK, Observation
-from dialer.sim import SCENARIOS, Leads, simulate
+from telephonist.dialer import pacing
+from telephonist.dialer.pacing import IDLE, TALK, Observation
+from telephonist.dialer.sim import SCENARIOS, Leads, simulate
 
 SHORT_S1 = replace(SCENARIOS["S1"], hours=0.5)
 
@@ -91,7 +91,7 @@ def test_amd_that_leaves_no_room_under_the_cap_is_refused() -> None:
 
 
 def test_simulate_cli_json_and_errors() -> None:
-    cmd = [sys.executable, "-m", "cli.main", "dialer", "simulate", "--scenario", "S1",
+    cmd = [sys.executable, "-m", "telephonist.cli.main", "dialer", "simulate", "--scenario", "S1",
            "--policy", "progressive", "--seeds", "0-1", "--hours", "0.25", "--json"]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr

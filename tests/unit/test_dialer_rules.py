@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dialer import rules
+from telephonist.dialer import rules
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # a Monday, 15:00 UTC
 RETRY = json.dumps(rules.retry_delays("busy=300,no_answer=1800"))

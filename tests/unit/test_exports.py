@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.files import ExportError, open_export
+from telephonist.core.files import ExportError, open_export
 
 
 def test_an_export_refuses_a_symbolic_link_and_writes_a_private_file(tmp_path: Path) -> None:

@@ -6,11 +6,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from acd.redirects import after_hours
-from asterisk_conf.render import fallback_hours
-from core.centre import Queue
-from core.hours import HoursError, OpeningHours, is_open
-from dialer import rules
+from telephonist.acd.redirects import after_hours
+from telephonist.asterisk_conf.render import fallback_hours
+from telephonist.core.centre import Queue
+from telephonist.core.hours import HoursError, OpeningHours, is_open
+from telephonist.dialer import rules
 
 FRI_23 = datetime(2026, 11, 27, 22, 0, tzinfo=UTC)  # Friday 23:00 in Paris
 SAT_01 = datetime(2026, 11, 28, 0, 30, tzinfo=UTC)  # Saturday 01:30 in Paris

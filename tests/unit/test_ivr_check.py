@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from core.centre import parse_centre
-from ivr.loader import IvrError, parse_menus
+from telephonist.cli.main import app
+from telephonist.core.centre import parse_centre
+from telephonist.ivr.loader import IvrError, parse_menus
 
 CENTRE = parse_centre(
     """

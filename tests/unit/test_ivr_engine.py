@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from ivr.engine import (
+from telephonist.ivr.engine import (
     Digit,
     IvrMachine,
     Play,
@@ -18,7 +18,7 @@ from ivr.engine import (
     Wait,
     is_open,
 )
-from ivr.model import IvrConfig
+from telephonist.ivr.model import IvrConfig
 
 CONFIG = IvrConfig.model_validate(
     {

@@ -11,11 +11,11 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from core import metrics
-from core.events import OutboxPublisher
-from core.loops import Supervisor
-from core.settings import MqttSettings
-from core.storage import Store
+from telephonist.core import metrics
+from telephonist.core.events import OutboxPublisher
+from telephonist.core.loops import Supervisor
+from telephonist.core.settings import MqttSettings
+from telephonist.core.storage import Store
 
 
 def failures(name: str) -> float:

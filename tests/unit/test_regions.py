@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from core.centre import CallbackNumbers
-from core.settings import SettingsError, load_settings
+from telephonist.cli.main import app
+from telephonist.core.centre import CallbackNumbers
+from telephonist.core.settings import SettingsError, load_settings
 
 
 def config(tmp_path: Path, extra: str = "") -> Path:

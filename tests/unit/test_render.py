@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from asterisk_conf.render import CONFIG_FILES, AsteriskPaths, RenderError, render_all
-from cli.main import app
-from core.centre import load_centre
-from core.settings import load_settings
+from telephonist.asterisk_conf.render import CONFIG_FILES, AsteriskPaths, RenderError, render_all
+from telephonist.cli.main import app
+from telephonist.core.centre import load_centre
+from telephonist.core.settings import load_settings
 
 EXPECTED = {
     "asterisk.conf",

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from core.settings import SettingsError, load_settings
+from telephonist.cli.main import app
+from telephonist.core.settings import SettingsError, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -108,7 +108,7 @@ def test_the_data_folder_database_and_secrets_are_private(tmp_path: Path) -> Non
     import asyncio
     import os
 
-    from core.storage import Store
+    from telephonist.core.storage import Store
 
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
