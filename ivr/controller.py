@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from sqlmodel import col
 
 from telephonist.core import calls, metrics
 from telephonist.core.centre import Centre
-from telephonist.core.destinations import Destination, Router
+from telephonist.core.destinations import Destination, DestinationError, Router
 from telephonist.core.models import IvrStep
 from telephonist.core.prompts import DTMF
 from telephonist.core.stasis import CallEnded, CallSession
@@ -70,7 +69,6 @@ def asterisk_time(value: str) -> float | None:
         return None
 
 
-_DEST = re.compile(r"^(menu|queue|voicemail|extension):([a-z0-9][a-z0-9_-]{0,39})$")
 
 
 def media(prompts: tuple[str, ...] | list[str]) -> list[str]:
@@ -123,15 +121,30 @@ class IvrController:
         entry = menus.config.entry(session.line)
         if entry is None:
             return
-        dest = await session.get_var("TELEPHONIST_DEST")
+        written = await session.get_var("TELEPHONIST_DEST")
         machine = IvrMachine(menus.config, entry, self.extensions)
-        m = _DEST.match(dest)
-        steps: list[Command] = [Step("", "route", detail=f"agi decided {dest or '(nothing)'}")]
-        if m and m.group(1) == "menu" and m.group(2) in menus.config.menus:
-            cmds = steps + machine.enter(m.group(2))
-        elif m and m.group(1) != "menu":
-            action = Action.model_validate({m.group(1): m.group(2)})
-            cmds = [*steps, Step("", "route", detail=action.describe()), Route(action)]
+        steps: list[Command] = [Step("", "route", detail=f"agi decided {written or '(nothing)'}")]
+        try:
+            dest: Destination | None = Destination.parse(written)
+        except DestinationError:
+            log.warning("call %s: FastAGI decided %r, not a destination: entry menu", session.id,
+                        written)  # fmt: skip
+            dest = None
+        if dest is not None and dest.kind == "menu" and dest.target in menus.config.menus:
+            cmds = steps + machine.enter(dest.target)
+        elif dest is not None and dest.kind != "menu":
+            # Any destination the router takes (queue, voicemail, callback, outside, hangup...).
+            seq = await self._last_seq(session.id)
+            await self._journal(session, entry, menus.version,
+                                [*steps, Step("", "route", detail=str(dest))], seq)  # fmt: skip
+            outcome = f"routed:{dest}"
+            try:
+                await self.router.send(session, dest, entry.name)
+            except CallEnded:
+                outcome = "caller_hangup"
+            finally:
+                await calls.set_outcome(self.store, session.id, outcome)
+            return
         else:
             cmds = steps + machine.enter(entry.menu)
         outcome = "caller_hangup"

@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlmodel import col
 
+from telephonist.core import calls
 from telephonist.core.ari import AriClient
 from telephonist.core.centre import Centre
 from telephonist.core.destinations import Destination, Router
@@ -50,6 +51,7 @@ class FakeAri:
         self.presses = presses
         self.ops: list[tuple[str, dict[str, Any]]] = []
         self.session: CallSession | None = None
+        self.vars: dict[str, str] = {}
 
     async def op(self, resource: str, operation: str, **kw: Any) -> Any:
         self.ops.append((operation, kw))
@@ -63,7 +65,7 @@ class FakeAri:
                 {"type": "PlaybackFinished", "playback": {"id": kw["playbackId"]}}
             )
         if operation == "getChannelVar":
-            return {"value": ""}
+            return {"value": self.vars.get(kw["variable"], "")}
         return {}
 
     def done(self, operation: str) -> list[dict[str, Any]]:
@@ -129,3 +131,37 @@ async def test_a_sub_menu_then_voicemail_is_finished_in_the_dialplan(
     _, steps = await journey(store, session.id)
     assert [(m, d) for m, e, d in steps if e == "digit"] == [("main", "1"), ("sales", "*"),
                                                               ("main", "3")]  # fmt: skip
+
+
+async def test_back_from_a_fastagi_decision_the_destination_goes_through_the_router(
+    tmp_path: Path, store: Store
+) -> None:
+    """``ivr-resume``: TELEPHONIST_DEST as set by a FastAGI route is parsed as a destination
+    and sent through the router like any other; a menu is entered; anything else (a forged or
+    broken value) puts the caller back in the entry's menu, never into the dialplan."""
+    ivr, _, queued = rig(tmp_path, store)
+    decided = {
+        "queue:sales": ("5550011", []),
+        "voicemail:100": ("5550012", []),
+        "menu:sales": ("5550013", ["1"]),  # in sales, 1 is the sales queue
+        "queue:x;Dial(PJSIP/1)": ("5550014", ["2"]),  # main again: 2 is support
+    }
+    aris = {}
+    for dest, (number, presses) in decided.items():
+        session, ari = caller(presses, number)
+        ari.vars["TELEPHONIST_DEST"] = dest
+        aris[dest] = ari
+        await calls.record_start(store, session, answered=True)
+        await ivr.resume(session)
+    assert queued == ["queue:sales from main-line", "queue:sales from main-line",
+                      "queue:support from main-line"]  # fmt: skip
+    call, steps = await journey(store, "chan-5550011")
+    assert call.outcome == "routed:queue:sales" and steps[-1][1] == "route"
+    assert [(kw["context"], kw["extension"]) for kw in aris["voicemail:100"].done(
+        "continueInDialplan")] == [("telephonist-dest", "voicemail")]  # fmt: skip
+    _, steps = await journey(store, "chan-5550013")
+    assert ("sales", "enter", "") in steps and ("sales", "digit", "1") in steps
+    assert ("main", "enter", "") not in steps
+    call, steps = await journey(store, "chan-5550014")
+    assert ("main", "enter", "") in steps and call.outcome == "routed:queue:support"
+    assert not aris["queue:x;Dial(PJSIP/1)"].done("continueInDialplan")
