@@ -69,8 +69,6 @@ def asterisk_time(value: str) -> float | None:
         return None
 
 
-
-
 def media(prompts: tuple[str, ...] | list[str]) -> list[str]:
     return [f"sound:{p}" for p in prompts]
 
