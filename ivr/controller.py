@@ -121,7 +121,8 @@ class IvrController:
             return
         written = await session.get_var("TELEPHONIST_DEST")
         machine = IvrMachine(menus.config, entry, self.extensions)
-        steps: list[Command] = [Step("", "route", detail=f"agi decided {written or '(nothing)'}")]
+        decided = Step("", "route", detail=f"agi decided {written or '(nothing)'}")
+        steps: list[Command] = [decided]
         try:
             dest: Destination | None = Destination.parse(written)
         except DestinationError:
@@ -134,7 +135,7 @@ class IvrController:
             # Any destination the router takes (queue, voicemail, callback, outside, hangup...).
             seq = await self._last_seq(session.id)
             await self._journal(session, entry, menus.version,
-                                [*steps, Step("", "route", detail=str(dest))], seq)  # fmt: skip
+                                [decided, Step("", "route", detail=str(dest))], seq)  # fmt: skip
             outcome = f"routed:{dest}"
             try:
                 await self.router.send(session, dest, entry.name)
