@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import case, func, select
 from sqlmodel import col
 
@@ -43,7 +42,7 @@ from telephonist.core.models import (
 )
 from telephonist.core.numbers import Dialing, NumberError, Numbering
 from telephonist.core.storage import Store, UnitOfWork
-from telephonist.dialer import pacing, rules
+from telephonist.dialer import observe, pacing, rules
 from telephonist.dialer.dispositions import DispositionError, set_disposition
 
 if TYPE_CHECKING:
@@ -180,32 +179,16 @@ class DialerService:
         return self.policies[c.id]
 
     async def observe(self, c: Campaign, now: datetime) -> pacing.Observation:
+        """Read the queue's members and the campaign's day; the policy's view of them is
+        built by the pure functions of ``dialer/observe.py``."""
         assert c.id is not None
         queue = self.watcher.state.queues.get(c.queue)
         members = list(queue.members.values()) if queue is not None else []
-        t = now.timestamp()
-        wrap = self.wrapups.get(c.queue, 0)
-        states = np.array(
-            [
-                pacing.AWAY if m.paused or m.state in ("unavailable", "invalid")
-                else pacing.TALK if m.in_call or m.state in ("in use", "busy", "ringing")
-                else pacing.WRAP if m.wrapping_up(t, wrap)
-                else pacing.IDLE
-                for m in members
-            ],
-            dtype=np.int8,
-        )  # fmt: skip
-        elapsed = np.array(
-            [
-                t - m.last_call if state == pacing.WRAP else t - m.since if m.since else 0.0
-                for m, state in zip(members, states, strict=True)
-            ],
-            dtype=np.float64,
-        )
+        states, elapsed = observe.agents(members, now.timestamp(), self.wrapups.get(c.queue, 0))
         # Today's counters as one aggregate, and only the calls still in flight as rows:
         # this runs every second for every running campaign.
-        day = now - timedelta(hours=24)
-        mine = (col(DialAttempt.campaign_id) == c.id) & (col(DialAttempt.started_at) >= day)
+        since = now - timedelta(hours=24)
+        mine = (col(DialAttempt.campaign_id) == c.id) & (col(DialAttempt.started_at) >= since)
         async with self.store.sessions() as s:
             dials, answered, abandoned, first = (
                 await s.execute(
@@ -219,34 +202,17 @@ class DialerService:
                     ).where(mine)
                 )
             ).one()
-            flying = list(
-                (
+            flying = [
+                observe.Flight(a.started_at, a.answered_at, a.connected_at)
+                for a in (
                     await s.execute(
                         select(DialAttempt).where(mine).where(col(DialAttempt.outcome) == "")
                     )
                 ).scalars()
-            )
-        ringing = [a for a in flying if a.answered_at is None]
-        waiting = [a for a in flying if a.answered_at is not None and a.connected_at is None]
-        active = int(np.count_nonzero(states != pacing.AWAY))
-        in_flight = len(ringing) + len(waiting)
-        # The policy's clock: time into the campaign's day (since its first call of the last
-        # 24 h), as in the simulator; its budget spreads over the calling window's length.
-        into_day = (now - as_utc(first)).total_seconds() if first is not None else 0.0
-        return pacing.Observation(
-            now_ms=max(0, int(into_day * 1000)),
-            agent_state=states,
-            agent_elapsed_ms=np.maximum(0, elapsed * 1000).astype(np.int64),
-            ringing_ms=np.array(
-                [int((now - as_utc(a.started_at)).total_seconds() * 1000) for a in ringing],
-                dtype=np.int64,
-            ),
-            waiting=len(waiting),
-            lines_free=max(0, pacing_lines(active) - in_flight),
-            dials_today=int(dials),
-            live_today=int(answered),
-            abandoned_today=int(abandoned),
-            finished=self.finished.pop(c.id, pacing.Finished()),
+            ]
+        day = observe.Day(int(dials), int(answered), int(abandoned), first)
+        return observe.observation(
+            now, states, elapsed, day, flying, self.finished.pop(c.id, pacing.Finished())
         )
 
     async def pace(self, c: Campaign) -> int:
@@ -548,11 +514,6 @@ async def place_preview(
         )
     )
     return attempt_id
-
-
-def pacing_lines(agents: int) -> int:
-    """Calls in flight at most: 4 lines per logged-in agent (never more than that)."""
-    return 4 * agents
 
 
 async def load_leads(uow: UnitOfWork, campaign: Campaign) -> int:

@@ -19,6 +19,7 @@ MODULES = [
     "telephonist.bench.dialer",
     "telephonist.dialer.contacts",
     "telephonist.dialer.rules",
+    "telephonist.dialer.observe",
     "telephonist.dialer.dispositions",
     "telephonist.core.yamlfile",
     "telephonist.core.hours",
