@@ -46,7 +46,7 @@ def test_calls_in_flight_lines_and_the_day() -> None:
             NOW - timedelta(seconds=30),
             answered_at=NOW - timedelta(seconds=9),
             connected_at=NOW - timedelta(seconds=8),
-        ),  # fmt: skip
+        ),
     ]
     # A naive time (SQLite gives them back naive) is UTC.
     first = (NOW - timedelta(hours=2)).replace(tzinfo=None)
