@@ -1,0 +1,237 @@
+"""Campaigns as a service: create, change state, read the numbers, preview the next lead.
+
+What the ``telephonist campaign`` commands do, with no CLI in it: each function checks its
+input (errors name the option an admin typed), stores in one short transaction and publishes
+its ``dialer/campaign`` event with it. The CLI prints; serve's dialer paces what is running.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from telephonist.core.centre import Centre
+from telephonist.core.models import (
+    AgentLogin,
+    Campaign,
+    CampaignLead,
+    Contact,
+    ContactList,
+    DialAttempt,
+    QueueLogEntry,
+    as_utc,
+)
+from telephonist.core.storage import Store
+from telephonist.dialer import pacing, rules
+from telephonist.dialer.engine import due_leads, load_leads
+from telephonist.dialer.rules import RuleError
+
+MODES = ("preview", "progressive", "predictive")
+STATES = ("paused", "running", "stopped")
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """A campaign as an admin describes it (``campaign create``)."""
+
+    name: str
+    list_name: str
+    queue: str
+    trunk: str
+    mode: str = "predictive"
+    caller_id: str = ""
+    window: str = "09:00-20:00"
+    days: str = "mon-fri"
+    timezone: str = "UTC"
+    max_attempts: int = 3
+    retry: str = ""
+    jurisdiction: str = "US"
+    ring_seconds: int = 20
+    amd: bool = False
+    amd_false_positive: float = 0.01
+    message: str = ""
+
+    def checked(self, centre: Centre) -> Campaign:
+        """The campaign row (paused), or RuleError naming the option (pure: no I/O)."""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,59}", self.name):
+            raise RuleError(f"NAME: {self.name!r} is not a name (letters, digits, _ . -)")
+        if self.mode not in MODES:
+            raise RuleError(f"--mode: {self.mode!r} is not preview, progressive or predictive")
+        if self.queue not in centre.queue_names:
+            raise RuleError(
+                f"--queue: no queue {self.queue!r} ({', '.join(sorted(centre.queue_names))})"
+            )
+        if self.trunk not in {t.name for t in centre.trunks}:
+            raise RuleError(f"--trunk: no trunk {self.trunk!r}")
+        if self.caller_id and not re.fullmatch(r"\+?[0-9]{3,20}", self.caller_id):
+            raise RuleError(f"--caller-id: {self.caller_id!r} is not a phone number")
+        start, sep, end = self.window.partition("-")
+        if not sep:
+            raise RuleError(f"--window: {self.window!r} is not HH:MM-HH:MM")
+        rules.parse_hhmm(start, "--window"), rules.parse_hhmm(end, "--window")
+        rules.parse_days(self.days)
+        rules.zone(self.timezone)
+        delays = rules.retry_delays(self.retry)
+        if not 1 <= self.max_attempts <= 50:
+            raise RuleError(f"--max-attempts: {self.max_attempts} is not 1 to 50")
+        if not 15 <= self.ring_seconds <= 60:
+            raise RuleError(f"--ring-seconds: {self.ring_seconds} is not 15 to 60")
+        if self.jurisdiction not in rules.JURISDICTIONS:
+            raise RuleError(f"--jurisdiction: {self.jurisdiction!r} is not US or UK")
+        cap = rules.JURISDICTIONS[self.jurisdiction].cap
+        if self.amd:
+            try:
+                pacing.Predictive(cap=cap, amd_false_positive=self.amd_false_positive)
+            except ValueError as exc:
+                raise RuleError(f"--amd-false-positive: {exc}") from None
+        if self.message and not re.fullmatch(r"[a-z0-9][a-z0-9_/-]{0,79}", self.message):
+            raise RuleError(f"--message: {self.message!r} is not a sound name")
+        return Campaign(
+            name=self.name, list_name=self.list_name, queue=self.queue, mode=self.mode,
+            trunk=self.trunk, caller_id=self.caller_id.lstrip("+"), window_start=start,
+            window_end=end, days=self.days, default_timezone=self.timezone,
+            max_attempts=self.max_attempts, retry=json.dumps(delays),
+            jurisdiction=self.jurisdiction, abandon_cap=cap, ring_seconds=self.ring_seconds,
+            amd=self.amd, amd_false_positive=self.amd_false_positive if self.amd else 0.0,
+            message=self.message,
+        )  # fmt: skip
+
+
+async def create(store: Store, centre: Centre, spec: CampaignSpec) -> Campaign:
+    """Store a new campaign, paused (``start`` begins dialling); ``dialer/campaign`` event."""
+    c = spec.checked(centre)
+    async with store.unit_of_work() as uow:
+        listed = await uow.session.execute(
+            select(ContactList).where(col(ContactList.name) == spec.list_name)
+        )
+        if listed.scalar_one_or_none() is None:
+            raise RuleError(f"--list: no contact list {spec.list_name!r} (contacts import first)")
+        if (
+            await uow.session.execute(select(Campaign).where(col(Campaign.name) == spec.name))
+        ).scalar_one_or_none() is not None:
+            raise RuleError(f"NAME: a campaign {spec.name!r} exists already")
+        uow.session.add(c)
+        await uow.session.flush()
+        uow.emit("dialer", "campaign", {"campaign": c.name, "state": c.state})
+        return c
+
+
+async def set_state(store: Store, name: str, new: str) -> tuple[Campaign, int]:
+    """``running`` (takes in the list's contacts added since), ``paused`` or ``stopped`` (for
+    good). Returns the campaign and how many leads were added."""
+    if new not in STATES:
+        raise RuleError(f"state: {new!r} is not one of {', '.join(STATES)}")
+    async with store.unit_of_work() as uow:
+        c = await get(uow.session, name)
+        if c.state == "stopped" and new == "running":
+            raise RuleError(f"campaign {name} is stopped for good; create a new one")
+        added = await load_leads(uow, c) if new == "running" else 0
+        c.state = new
+        uow.emit("dialer", "campaign", {"campaign": name, "state": new, "leads_added": added})
+        return c, added
+
+
+async def get(s: AsyncSession, name: str) -> Campaign:
+    c = (await s.execute(select(Campaign).where(col(Campaign.name) == name))).scalar_one_or_none()
+    if c is None:
+        raise RuleError(f"no campaign {name!r}")
+    return c
+
+
+@dataclass(frozen=True)
+class DueLead:
+    lead_id: int
+    number: str
+    name: str
+    tries: int
+    timezone: str
+    fields: str
+
+
+async def next_lead(store: Store, c: Campaign, now: datetime | None = None) -> DueLead | None:
+    """The next lead due now (in its window, not on the DNC list), with its contact."""
+    leads = await due_leads(store, c, now or datetime.now(UTC), 1)
+    if not leads:
+        return None
+    lead_id, number = leads[0]
+    async with store.sessions() as s:
+        lead = await s.get(CampaignLead, lead_id)
+        assert lead is not None
+        contact = await s.get(Contact, lead.contact_id)
+    assert contact is not None
+    return DueLead(lead_id, number, contact.name, lead.attempts + 1,
+                   contact.timezone or c.default_timezone, str(contact.fields))  # fmt: skip
+
+
+async def stats(store: Store, name: str, now: datetime | None = None) -> dict[str, Any]:
+    """Dials, connects, abandons (the rate over the jurisdiction's period, with the estimated
+    AMD false positives), talk and agent time, occupancy, outcomes and leads."""
+    now = now or datetime.now(UTC)
+    async with store.sessions() as s:
+        c = await get(s, name)
+        period = rules.JURISDICTIONS[c.jurisdiction].period
+        attempts = list(
+            (
+                await s.execute(select(DialAttempt).where(col(DialAttempt.campaign_id) == c.id))
+            ).scalars()
+        )
+        leads = list(
+            (
+                await s.execute(select(CampaignLead).where(col(CampaignLead.campaign_id) == c.id))
+            ).scalars()
+        )
+        completes = list(
+            (
+                await s.execute(
+                    select(QueueLogEntry)
+                    .where(col(QueueLogEntry.callid).like("dial-%"))
+                    .where(col(QueueLogEntry.event).in_(("COMPLETECALLER", "COMPLETEAGENT")))
+                    .where(col(QueueLogEntry.queue) == c.queue)
+                )
+            ).scalars()
+        )
+        logins = list((await s.execute(select(AgentLogin))).scalars())
+    mine = {f"dial-{a.id}" for a in attempts}
+    talk = sum(int(e.data2) for e in completes if e.callid in mine and e.data2.isdigit())
+    first = min((as_utc(x.started_at) for x in attempts), default=now)
+    logged = 0.0
+    for login in logins:
+        if c.queue not in login.queues.split(","):
+            continue
+        since = max(as_utc(login.logged_in_at), first)
+        until = min(as_utc(login.logged_out_at) if login.logged_out_at else now, now)
+        logged += max(0.0, (until - since).total_seconds())
+    recent = [a for a in attempts if as_utc(a.started_at) >= now - period]
+    live = sum(a.outcome in ("answered", "abandoned") for a in recent)
+    abandoned = sum(a.outcome == "abandoned" for a in recent)
+    machines = sum(a.outcome == "machine" for a in recent)
+    rate, fp_estimate = rules.abandon_rate(abandoned, live, machines, c.amd_false_positive)
+    by_outcome: dict[str, int] = {}
+    for a in attempts:
+        by_outcome[a.outcome or "in progress"] = by_outcome.get(a.outcome or "in progress", 0) + 1
+    by_lead: dict[str, int] = {}
+    for lead in leads:
+        by_lead[lead.state] = by_lead.get(lead.state, 0) + 1
+    return {
+        "campaign": c.name,
+        "state": c.state,
+        "mode": c.mode,
+        "dials": len(attempts),
+        "connects": by_outcome.get("answered", 0),
+        "abandoned": by_outcome.get("abandoned", 0),
+        "abandon_rate": round(rate, 4),
+        "abandon_period": f"{c.jurisdiction}: {period}",
+        "amd_false_positives_estimated": round(fp_estimate, 2),
+        "talk_seconds": talk,
+        "agent_seconds": round(logged, 1),
+        "occupancy": round(talk / logged, 4) if logged else 0.0,
+        "outcomes": by_outcome,
+        "leads": by_lead,
+    }

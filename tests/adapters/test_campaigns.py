@@ -1,0 +1,91 @@
+"""Campaigns as a service (dialer/campaigns.py), against the real databases: what the
+``campaign`` commands call. Bad input names the option and stores nothing; each change is
+stored with its event; a stopped campaign stays stopped; the next lead and the numbers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import col
+
+from telephonist.core.centre import Centre
+from telephonist.core.models import Campaign, DialAttempt, OutboxEvent
+from telephonist.core.storage import Store
+from telephonist.dialer import campaigns
+from telephonist.dialer.contacts import import_file
+from telephonist.dialer.rules import RuleError
+
+CENTRE = Centre.model_validate(
+    {"queues": [{"name": "outq"}], "trunks": [{"name": "t", "host": "127.0.0.1"}]}
+)
+SPEC = campaigns.CampaignSpec(name="spring", list_name="leads", queue="outq", trunk="t",
+                              mode="progressive", window="00:00-23:59", days="mon-sun")  # fmt: skip
+
+
+async def events(store: Store) -> list[dict[str, object]]:
+    async with store.sessions() as s:
+        rows = (await s.execute(select(OutboxEvent).order_by(col(OutboxEvent.id)))).scalars()
+        return [json.loads(r.payload)["data"] for r in rows if r.topic.endswith("/dialer/campaign")]
+
+
+async def test_a_campaign_is_checked_created_started_and_stopped_for_good(
+    store: Store, tmp_path: Path
+) -> None:
+    for bad, option in ((replace(SPEC, mode="robot"), "--mode"),
+                        (replace(SPEC, queue="nope"), "--queue"),
+                        (replace(SPEC, trunk="nope"), "--trunk"),
+                        (replace(SPEC, window="9-5"), "--window"),
+                        (replace(SPEC, caller_id="1;Dial"), "--caller-id"),
+                        (replace(SPEC, ring_seconds=5), "--ring-seconds"),
+                        (replace(SPEC, name="a b"), "NAME"),
+                        (SPEC, "--list")):  # no contact list yet  # fmt: skip
+        with pytest.raises(RuleError, match=option):
+            await campaigns.create(store, CENTRE, bad)
+    async with store.sessions() as s:
+        assert (await s.execute(select(Campaign))).first() is None  # nothing stored
+    leads = tmp_path / "leads.csv"
+    leads.write_text("name,phone\nAnn,+1 212 555 0101\nBob,+1 212 555 0102\n")
+    await import_file(store, leads, "leads", region="US")
+    c = await campaigns.create(store, CENTRE, SPEC)
+    assert (c.state, c.mode, c.abandon_cap) == ("paused", "progressive", 0.03)
+    with pytest.raises(RuleError, match="exists already"):
+        await campaigns.create(store, CENTRE, SPEC)
+    c, added = await campaigns.set_state(store, "spring", "running")
+    assert (c.state, added) == ("running", 2)
+    c, added = await campaigns.set_state(store, "spring", "running")  # again: nothing new
+    assert added == 0
+    due = await campaigns.next_lead(store, c)
+    assert due is not None and due.name in ("Ann", "Bob") and due.tries == 1
+    await campaigns.set_state(store, "spring", "stopped")
+    with pytest.raises(RuleError, match="stopped for good"):
+        await campaigns.set_state(store, "spring", "running")
+    with pytest.raises(RuleError, match="no campaign"):
+        await campaigns.set_state(store, "autumn", "paused")
+    assert [(e["state"], e.get("leads_added")) for e in await events(store)] == [
+        ("paused", None),
+        ("running", 2),
+        ("running", 0),
+        ("stopped", 0),
+    ]
+
+
+async def test_the_numbers_of_a_campaign(store: Store, tmp_path: Path) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text("name,phone\nAnn,+1 212 555 0101\n")
+    await import_file(store, leads, "leads", region="US")
+    c = await campaigns.create(store, CENTRE, SPEC)
+    now = datetime.now(UTC)
+    async with store.unit_of_work() as uow:
+        for i, outcome in enumerate(["answered"] * 30 + ["abandoned", "busy", "no_answer", ""]):
+            uow.session.add(DialAttempt(campaign_id=c.id or 0, lead_id=1, number="+12125550101",
+                                        attempt=i + 1, outcome=outcome,
+                                        started_at=now - timedelta(minutes=i)))  # fmt: skip
+    got = await campaigns.stats(store, "spring", now)
+    assert (got["dials"], got["connects"], got["abandoned"]) == (34, 30, 1)
+    assert got["abandon_rate"] == round(1 / 31, 4)  # over live answers: 30 + the abandoned one
+    assert got["outcomes"]["in progress"] == 1 and got["state"] == "paused"
