@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 
+from telephonist.acd.events import ACD
 from telephonist.core.ami import AmiClient, AmiError
 from telephonist.core.centre import Agent, Centre
 from telephonist.core.models import AgentLogin, AgentPause, utcnow
@@ -65,7 +66,7 @@ class AgentService:
         queues = sorted(agent.skills)
         async with self.store.unit_of_work() as uow:
             uow.session.add(AgentLogin(agent=agent.id, queues=",".join(queues)))
-            uow.emit("acd", "agent", {"agent": agent.id, "event": "login", "queues": queues})
+            ACD(uow, "agent", {"agent": agent.id, "event": "login", "queues": queues})
         return queues
 
     async def restore(self) -> int:
@@ -143,7 +144,7 @@ class AgentService:
             )
             for login in open_logins.scalars():
                 login.logged_out_at = utcnow()
-            uow.emit("acd", "agent", {"agent": agent.id, "event": "logout"})
+            ACD(uow, "agent", {"agent": agent.id, "event": "logout"})
 
     async def pause(self, agent_id: str, reason: str) -> None:
         agent = self.agent(agent_id)
@@ -163,7 +164,7 @@ class AgentService:
         await self._end_pause(agent)  # a new reason starts a new pause
         async with self.store.unit_of_work() as uow:
             uow.session.add(AgentPause(agent=agent.id, reason=reason))
-            uow.emit("acd", "agent", {"agent": agent.id, "event": "pause", "reason": reason})
+            ACD(uow, "agent", {"agent": agent.id, "event": "pause", "reason": reason})
 
     async def unpause(self, agent_id: str) -> float | None:
         """Unpause; returns how long the pause lasted (seconds), if one was open."""
@@ -174,7 +175,7 @@ class AgentService:
         )
         seconds = await self._end_pause(agent)
         async with self.store.unit_of_work() as uow:
-            uow.emit("acd", "agent", {"agent": agent.id, "event": "unpause", "seconds": seconds})
+            ACD(uow, "agent", {"agent": agent.id, "event": "unpause", "seconds": seconds})
         return seconds
 
     async def _end_pause(self, agent: Agent) -> float | None:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from telephonist.acd.events import ACD
 from telephonist.acd.redirects import Decision, after_hours, decide
 from telephonist.core import calls
 from telephonist.core.centre import Centre
@@ -112,8 +113,8 @@ class AcdController:
             )
             uow.session.add(row)
             await uow.session.flush()
-            uow.emit(
-                "acd",
+            ACD(
+                uow,
                 "redirect",
                 {
                     "redirect_id": row.id,

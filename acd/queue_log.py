@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from telephonist.acd.events import ACD
 from telephonist.core.loops import retry_after
 from telephonist.core.models import QueueLogEntry, QueueLogPosition
 from telephonist.core.storage import Store, UnitOfWork
@@ -105,7 +106,7 @@ class QueueLogIngester:
                 await uow.session.flush()
                 for hook in self.hooks:
                     await hook(uow, entries)
-                uow.emit("acd", "queue_log", {"lines": len(entries)})
+                ACD(uow, "queue_log", {"lines": len(entries)})
         return len(entries)
 
 

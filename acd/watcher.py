@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict, deque
 from typing import Any
 
+from telephonist.acd.events import ACD
 from telephonist.acd.state import CentreState, Change
 from telephonist.core.ami import AmiClient, AmiError
 from telephonist.core.callcontrol import AmiCallControl
@@ -63,7 +64,7 @@ class QueueWatcher:
             self.state.apply(message, now)
         self.loaded += 1
         async with self.store.unit_of_work() as uow:
-            uow.emit("acd", "state", {"kind": "snapshot", "queues": self.state.snapshot()})
+            ACD(uow, "state", {"kind": "snapshot", "queues": self.state.snapshot()})
 
     async def _on_event(self, event: Any) -> None:
         if event.get("Event") in ("QueueCallerLeave", "QueueCallerAbandon"):
@@ -132,4 +133,4 @@ class QueueWatcher:
 
     async def _publish(self, change: Change) -> None:
         async with self.store.unit_of_work() as uow:
-            uow.emit("acd", "state", {"kind": change.kind, "queue": change.queue, **change.data})
+            ACD(uow, "state", {"kind": change.kind, "queue": change.queue, **change.data})

@@ -6,6 +6,7 @@ records an ``agi/selftest`` event.
 
 from __future__ import annotations
 
+from telephonist.agi_handlers.events import AGI
 from telephonist.agi_handlers.protocol import quote_arg
 from telephonist.agi_handlers.server import AgiSession, Handler
 from telephonist.core.storage import Store
@@ -16,8 +17,8 @@ def selftest_route(store: Store) -> Handler:
         name = await session.command("GET VARIABLE " + quote_arg("CHANNEL(name)"))
         setvar = await session.command("SET VARIABLE TELEPHONIST_SELFTEST " + quote_arg("ok"))
         async with store.unit_of_work() as uow:
-            uow.emit(
-                "agi",
+            AGI(
+                uow,
                 "selftest",
                 {
                     "channel": name.value,

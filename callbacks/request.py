@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from telephonist.callbacks import tasks
+from telephonist.callbacks.events import CALLBACKS
 from telephonist.callbacks.policy import NumberPolicy
 from telephonist.core.centre import Centre
 from telephonist.core.destinations import Destination
@@ -74,7 +75,7 @@ async def _tell(
     """``callbacks/refused`` or ``callbacks/limited``: a request that made no task, for the
     records and for CRMs (who asked, for which number, why)."""
     async with store.unit_of_work() as uow:
-        uow.emit("callbacks", event, {"number": cb.number, "queue": cb.queue,
+        CALLBACKS(uow, event, {"number": cb.number, "queue": cb.queue,
                                       "source": cb.source, "requested_by": cb.requested_by,
                                       "channel_id": session.id, "reason": reason})  # fmt: skip
 

@@ -38,6 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
 from telephonist.callbacks import rules, tasks
+from telephonist.callbacks.events import CALLBACKS
 from telephonist.callbacks.policy import NumberPolicy
 from telephonist.callbacks.tasks import payload
 from telephonist.core.ami import AmiClient, AmiError, list_channels, outcome_unknown
@@ -318,7 +319,7 @@ class CallbackService:
                 cb.queue = fallback or cb.queue
             attempt = CallbackAttempt(callback_id=cb_id, attempt=cb.tries, agent=agent_id)
             uow.session.add(attempt)
-            uow.emit("callbacks", "placed", payload(cb, direct_to=agent_id))
+            CALLBACKS(uow, "placed", payload(cb, direct_to=agent_id))
             queue, n = cb.queue, cb.tries
             position = 0 if agent_id or cb.attempts > 0 else await self._position(uow, cb)
         variables = {
@@ -524,7 +525,7 @@ class CallbackService:
             row = await _attempt(uow, cb_id, attempt)
             if row is not None and row.connected_at is None:
                 row.connected_at = as_utc(e.time)
-            uow.emit("callbacks", "connected", payload(cb, agent=row.agent if row else ""))
+            CALLBACKS(uow, "connected", payload(cb, agent=row.agent if row else ""))
         elif e.event == "CALLBACKRESULT":
             status = e.data3.upper()
             outcome = DIAL_OUTCOMES.get(status, "failed")
@@ -570,7 +571,7 @@ class CallbackService:
         cb.outcome = outcome
         if counted:
             cb.attempts += 1
-        uow.emit("callbacks", "attempt", payload(cb, dial_status=dial_status, talk_seconds=talk))
+        CALLBACKS(uow, "attempt", payload(cb, dial_status=dial_status, talk_seconds=talk))
         then = rules.after_try(
             outcome, attempts=cb.attempts, counted=counted, now=now,
             max_attempts=self.settings.max_attempts, retry_delay=self.settings.retry_delay,
@@ -580,7 +581,7 @@ class CallbackService:
             return
         cb.state, cb.due_at = then.state, then.due_at
         if then.retry:
-            uow.emit("callbacks", "retry", payload(cb))
+            CALLBACKS(uow, "retry", payload(cb))
 
 
 async def _attempt(uow: UnitOfWork, cb_id: int, attempt: int) -> CallbackAttempt | None:

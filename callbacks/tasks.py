@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from telephonist.callbacks.events import CALLBACKS
 from telephonist.callbacks.policy import NumberPolicy, Verdict
 from telephonist.core.models import CallbackRequest
 from telephonist.core.numbers import NumberError, Numbering
@@ -130,7 +131,7 @@ async def create(
         existing = await open_task(uow, cb.number)
         if existing is not None:
             existing.merged += 1
-            uow.emit("callbacks", "merged", payload(existing, merged=existing.merged,
+            CALLBACKS(uow, "merged", payload(existing, merged=existing.merged,
                                                     via=cb.source))  # fmt: skip
             return existing, False
     if limit is not None and cb.requested_by:
@@ -153,7 +154,7 @@ async def create(
     uow.session.add(cb)
     await uow.session.flush()
     extra = {"override": override} if override else {}
-    uow.emit("callbacks", "requested", payload(cb, channel_id=cb.channel_id, **extra))
+    CALLBACKS(uow, "requested", payload(cb, channel_id=cb.channel_id, **extra))
     return cb, True
 
 
@@ -187,7 +188,7 @@ async def missed(
     ).scalar_one_or_none()
     if existing is not None:
         existing.merged += 1
-        uow.emit("callbacks", "merged", payload(existing, merged=existing.merged, via=source))
+        CALLBACKS(uow, "merged", payload(existing, merged=existing.merged, via=source))
         return existing, False
     cb = CallbackRequest(
         number=digits,
@@ -199,7 +200,7 @@ async def missed(
     )
     uow.session.add(cb)
     await uow.session.flush()
-    uow.emit("callbacks", "created", payload(cb))
+    CALLBACKS(uow, "created", payload(cb))
     return cb, True
 
 
@@ -210,7 +211,33 @@ async def close(
     cb.state = state
     cb.closed_at = now or datetime.now(UTC)
     cb.closed_reason = reason[:80]
-    uow.emit("callbacks", state, payload(cb, reason=cb.closed_reason))
+    CALLBACKS(uow, state, payload(cb, reason=cb.closed_reason))
+
+
+async def cancel(uow: UnitOfWork, callback_id: int, reason: str) -> CallbackRequest:
+    """An admin cancels a task not done yet (``callback cancel``); CallbackError otherwise.
+    A placeholder waiting in a queue leaves it at the service's next sweep."""
+    cb = await uow.session.get(CallbackRequest, callback_id)
+    if cb is None:
+        raise CallbackError(f"no callback {callback_id}")
+    if cb.state not in ("pending", "queued"):
+        raise CallbackError(f"callback {callback_id} is {cb.state}: nothing to cancel")
+    await close(uow, cb, "cancelled", reason)
+    return cb
+
+
+async def retry(uow: UnitOfWork, callback_id: int, by: str) -> CallbackRequest:
+    """A failed, cancelled or pending task is tried again now with a fresh set of attempts
+    (``callback retry``); CallbackError otherwise."""
+    cb = await uow.session.get(CallbackRequest, callback_id)
+    if cb is None:
+        raise CallbackError(f"no callback {callback_id}")
+    if cb.state not in ("failed", "cancelled", "pending"):
+        raise CallbackError(f"callback {callback_id} is {cb.state}: cannot retry")
+    cb.state, cb.due_at, cb.attempts = "pending", None, 0
+    cb.closed_at, cb.closed_reason = None, ""
+    CALLBACKS(uow, "retry", payload(cb, by=by))
+    return cb
 
 
 def caller_key(numbering: Numbering, caller: str) -> str:

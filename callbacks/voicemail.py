@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from telephonist.callbacks import tasks
+from telephonist.callbacks.events import VOICEMAIL
 from telephonist.callbacks.policy import NumberPolicy
 from telephonist.core.ami import AmiClient
 from telephonist.core.callcontrol import CallControl, Originate
@@ -196,7 +197,7 @@ class VoicemailWatcher:
                     message.callback_id = cb.id
                 except tasks.CallbackError as exc:
                     log.info("voicemail %s: no callback (%s)", message.id, exc)
-            uow.emit("voicemail", "new", _payload(message))
+            VOICEMAIL(uow, "new", _payload(message))
         log.info("voicemail %s in %s from %r (%ss)", message.id, mailbox.box, number,
                  message.duration)  # fmt: skip
         return message
@@ -218,7 +219,7 @@ class VoicemailWatcher:
                     row.email_error = error
                 else:
                     row.emailed_at = datetime.now(UTC)
-                    uow.emit("voicemail", "emailed", {"voicemail_id": row.id, "to": mailbox.email})
+                    VOICEMAIL(uow, "emailed", {"voicemail_id": row.id, "to": mailbox.email})
 
 
 def send_notice(smtp: SmtpSettings, mailbox: Mailbox, message: VoicemailMessage) -> None:
@@ -300,3 +301,18 @@ async def play_message(
             timeout=30,
         )
     )
+
+
+class VoicemailError(ValueError):
+    """A voicemail request that cannot be done; the message says why."""
+
+
+async def mark_done(store: Store, message_id: int) -> VoicemailMessage:
+    """A message has been dealt with (``voicemail done``): it stays stored; ``voicemail/done``."""
+    async with store.unit_of_work() as uow:
+        row = await uow.session.get(VoicemailMessage, message_id)
+        if row is None:
+            raise VoicemailError(f"no voicemail message {message_id}")
+        row.state = "done"
+        VOICEMAIL(uow, "done", {"voicemail_id": row.id, "mailbox": row.mailbox})
+        return row

@@ -201,13 +201,7 @@ def cancel(
 
     async def go(store: Store, centre: Centre) -> CallbackRequest:
         async with store.unit_of_work() as uow:
-            cb = await uow.session.get(CallbackRequest, callback_id)
-            if cb is None:
-                raise CallbackError(f"no callback {callback_id}")
-            if cb.state not in ("pending", "queued"):
-                raise CallbackError(f"callback {callback_id} is {cb.state}: nothing to cancel")
-            await tasks.close(uow, cb, "cancelled", reason)
-            return cb
+            return await tasks.cancel(uow, callback_id, reason)
 
     cb = _run(ctx, go)
     typer.echo(f"callback {cb.id} cancelled")
@@ -219,15 +213,7 @@ def retry(ctx: typer.Context, callback_id: int) -> None:
 
     async def go(store: Store, centre: Centre) -> CallbackRequest:
         async with store.unit_of_work() as uow:
-            cb = await uow.session.get(CallbackRequest, callback_id)
-            if cb is None:
-                raise CallbackError(f"no callback {callback_id}")
-            if cb.state not in ("failed", "cancelled", "pending"):
-                raise CallbackError(f"callback {callback_id} is {cb.state}: cannot retry")
-            cb.state, cb.due_at, cb.attempts = "pending", None, 0
-            cb.closed_at, cb.closed_reason = None, ""
-            uow.emit("callbacks", "retry", tasks.payload(cb, by="admin"))
-            return cb
+            return await tasks.retry(uow, callback_id, by="admin")
 
     cb = _run(ctx, go)
     typer.echo(f"callback {cb.id} will be tried again now")

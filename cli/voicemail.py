@@ -14,7 +14,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlmodel import col
 
-from telephonist.callbacks.voicemail import play_message
+from telephonist.callbacks.voicemail import VoicemailError, mark_done, play_message
 from telephonist.cli.common import ami_session, errors, open_store, state
 from telephonist.core.ami import AmiError
 from telephonist.core.callcontrol import AmiCallControl
@@ -23,10 +23,6 @@ from telephonist.core.models import VoicemailMessage
 from telephonist.core.settings import Settings
 
 app = typer.Typer(help="Voicemail messages: list, play, export, done.")
-
-
-class VoicemailError(Exception):
-    pass
 
 
 async def _get(settings: Settings, message_id: int) -> VoicemailMessage:
@@ -105,12 +101,7 @@ def done(ctx: typer.Context, message_id: int) -> None:
     async def go() -> None:
         store = open_store(settings)
         try:
-            async with store.unit_of_work() as uow:
-                row = await uow.session.get(VoicemailMessage, message_id)
-                if row is None:
-                    raise VoicemailError(f"no voicemail message {message_id}")
-                row.state = "done"
-                uow.emit("voicemail", "done", {"voicemail_id": row.id, "mailbox": row.mailbox})
+            await mark_done(store, message_id)
         finally:
             await store.close()
 

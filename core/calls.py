@@ -21,10 +21,14 @@ from sqlmodel import col
 
 from telephonist.core.ami import AmiClient, AmiError, list_channels
 from telephonist.core.models import Call, QueueLogEntry, as_utc, utcnow
+from telephonist.core.notify import Notifier
 from telephonist.core.stasis import CallSession
 from telephonist.core.storage import Store, UnitOfWork
 
 log = logging.getLogger("telephonist.calls")
+
+CALLS = Notifier("calls", "started", "ended", "fallback")
+"""Call records' events: see README, "Events"."""
 
 
 async def record_start(store: Store, session: CallSession, *, answered: bool = False) -> Call:
@@ -40,7 +44,7 @@ async def record_start(store: Store, session: CallSession, *, answered: bool = F
         )
         uow.session.add(call)
         await uow.session.flush()
-        uow.emit("calls", "started", _public(call))
+        CALLS(uow, "started", _public(call))
     return call
 
 
@@ -52,7 +56,7 @@ async def record_end(store: Store, channel_id: str, outcome: str) -> None:
             return
         call.ended_at = utcnow()
         call.outcome = outcome
-        uow.emit("calls", "ended", _public(call))
+        CALLS(uow, "ended", _public(call))
 
 
 async def set_outcome(store: Store, channel_id: str, outcome: str) -> None:
@@ -65,7 +69,7 @@ async def set_outcome(store: Store, channel_id: str, outcome: str) -> None:
             return
         call.outcome = outcome
         call.ended_at = utcnow()
-        uow.emit("calls", "ended", _public(call))
+        CALLS(uow, "ended", _public(call))
 
 
 async def mark_answered(store: Store, channel_id: str) -> None:
@@ -150,7 +154,7 @@ class CallReconciler:
                 if call.channel_id in live:
                     continue
                 call.ended_at, call.outcome = utcnow(), "lost"
-                uow.emit("calls", "ended", _public(call))
+                CALLS(uow, "ended", _public(call))
                 closed += 1
         if closed:
             log.warning("%d call record(s) closed as lost (their end was not seen)", closed)
@@ -176,4 +180,4 @@ async def on_queue_log(uow: UnitOfWork, entries: list[QueueLogEntry]) -> None:
         )  # fmt: skip
         uow.session.add(call)
         await uow.session.flush()
-        uow.emit("calls", "fallback", _public(call))
+        CALLS(uow, "fallback", _public(call))

@@ -31,6 +31,7 @@ from telephonist.core.models import (
 from telephonist.core.storage import Store
 from telephonist.dialer import pacing, rules
 from telephonist.dialer.engine import due_leads, load_leads
+from telephonist.dialer.events import DIALER
 from telephonist.dialer.rules import RuleError
 
 MODES = ("preview", "progressive", "predictive")
@@ -119,7 +120,7 @@ async def create(store: Store, centre: Centre, spec: CampaignSpec) -> Campaign:
             raise RuleError(f"NAME: a campaign {spec.name!r} exists already")
         uow.session.add(c)
         await uow.session.flush()
-        uow.emit("dialer", "campaign", {"campaign": c.name, "state": c.state})
+        DIALER(uow, "campaign", {"campaign": c.name, "state": c.state})
         return c
 
 
@@ -134,7 +135,7 @@ async def set_state(store: Store, name: str, new: str) -> tuple[Campaign, int]:
             raise RuleError(f"campaign {name} is stopped for good; create a new one")
         added = await load_leads(uow, c) if new == "running" else 0
         c.state = new
-        uow.emit("dialer", "campaign", {"campaign": name, "state": new, "leads_added": added})
+        DIALER(uow, "campaign", {"campaign": name, "state": new, "leads_added": added})
         return c, added
 
 

@@ -45,6 +45,7 @@ from telephonist.core.files import ExportError, open_export
 from telephonist.core.models import Contact, ContactList, ContactPhone, DncEntry, utcnow
 from telephonist.core.numbers import NUMBER_CHARS, Numbering
 from telephonist.core.storage import Store
+from telephonist.dialer.events import DIALER
 
 PHONE_HEADERS = re.compile(r"^(phone|tel|telephone|mobile|cell|number|numero|num)[ _-]?\d*$", re.I)
 NAME_HEADERS = re.compile(r"^(name|full[ _]?name|nom|contact)$", re.I)
@@ -375,8 +376,7 @@ async def import_file(
     report.rejected = bad.count
     report.rejects_file = bad.path if bad.count else None
     async with store.unit_of_work() as uow:
-        uow.emit(
-            "dialer", "contacts_imported",
+        DIALER(uow, "contacts_imported",
             {"list": list_name, "imported": report.imported, "merged": report.merged,
              "rejected": report.rejected, "file": path.name},
         )  # fmt: skip
@@ -574,7 +574,7 @@ async def dnc_add(
     if chunk:
         added += await flush()
     async with store.unit_of_work() as uow:
-        uow.emit("dialer", "dnc_added", {"added": added, "source": source[:200]})
+        DIALER(uow, "dnc_added", {"added": added, "source": source[:200]})
     return added, errors
 
 

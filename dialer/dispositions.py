@@ -24,6 +24,7 @@ from sqlmodel import col
 
 from telephonist.core.models import Campaign, CampaignLead, DialAttempt, DncEntry
 from telephonist.core.storage import UnitOfWork
+from telephonist.dialer.events import DIALER
 
 CODE = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 CALLBACK_DEFAULT = timedelta(hours=1)
@@ -75,9 +76,7 @@ async def set_disposition(
         ).scalar_one_or_none()
         if known is None:
             uow.session.add(DncEntry(number=attempt.number, source=f"disposition by {by}"[:200]))
-    uow.emit(
-        "dialer",
-        "disposition",
+    DIALER(uow, "disposition",
         {"attempt_id": attempt_id, "lead_id": lead.id, "code": code, "by": by,
          "lead_state": lead.state},
     )  # fmt: skip

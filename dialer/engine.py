@@ -44,6 +44,7 @@ from telephonist.core.numbers import Dialing, NumberError, Numbering
 from telephonist.core.storage import Store, UnitOfWork
 from telephonist.dialer import observe, pacing, rules
 from telephonist.dialer.dispositions import DispositionError, set_disposition
+from telephonist.dialer.events import DIALER
 
 if TYPE_CHECKING:
     from telephonist.acd.queue_log import QueueLogIngester
@@ -255,7 +256,7 @@ class DialerService:
             await uow.session.flush()
             assert attempt.id is not None
             attempt_id = attempt.id
-            uow.emit("dialer", "dial", {"campaign": c.name, "attempt_id": attempt_id,
+            DIALER(uow, "dial", {"campaign": c.name, "attempt_id": attempt_id,
                                         "lead_id": lead_id, "attempt": lead.attempts})  # fmt: skip
         variables = {
             "TELEPHONIST_ATTEMPT": str(attempt_id),
@@ -313,7 +314,7 @@ class DialerService:
         except DispositionError as exc:
             log.warning("AMI disposition refused: %s", exc)
             async with self.store.unit_of_work() as uow:
-                uow.emit("dialer", "disposition_refused", {"error": str(exc)[:200]})
+                DIALER(uow, "disposition_refused", {"error": str(exc)[:200]})
 
     async def _on_originate(self, event: Any) -> None:
         """An unanswered call. The hang-up cause says more than the Reason (PJSIP reports a
@@ -407,7 +408,7 @@ class DialerService:
         self.finished.setdefault(attempt.campaign_id, pacing.Finished()).outcomes.append(
             (code, ring_ms)
         )
-        uow.emit("dialer", "attempt", {
+        DIALER(uow, "attempt", {
             "attempt_id": attempt.id, "campaign_id": attempt.campaign_id,
             "lead_id": attempt.lead_id, "outcome": outcome, "reason": attempt.reason,
             "agent": attempt.agent,
@@ -455,7 +456,7 @@ async def due_leads(store: Store, c: Campaign, now: datetime, want: int) -> list
             ).first()
             if dnc is not None:
                 lead.state, lead.last_outcome = "dnc", "dnc_blocked"
-                uow.emit("dialer", "dnc_blocked", {"campaign": c.name, "lead_id": lead.id})
+                DIALER(uow, "dnc_blocked", {"campaign": c.name, "lead_id": lead.id})
                 continue
             assert lead.id is not None
             out.append((lead.id, number))
@@ -494,7 +495,7 @@ async def place_preview(
         await uow.session.flush()
         assert attempt.id is not None
         attempt_id = attempt.id
-        uow.emit("dialer", "dial", {"campaign": c.name, "attempt_id": attempt_id,
+        DIALER(uow, "dial", {"campaign": c.name, "attempt_id": attempt_id,
                                     "lead_id": lead_id, "preview_by": agent_id})  # fmt: skip
     variables = {
         "TELEPHONIST_ATTEMPT": str(attempt_id),

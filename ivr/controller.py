@@ -39,6 +39,7 @@ from telephonist.ivr.engine import (
     Timeout,
     Wait,
 )
+from telephonist.ivr.events import IVR
 from telephonist.ivr.loader import MenuSet
 from telephonist.ivr.model import Action, Entry
 from telephonist.ivr.registry import MenuRegistry
@@ -255,8 +256,8 @@ class IvrController:
                     version=version,
                 )
                 uow.session.add(row)
-                uow.emit(
-                    "ivr",
+                IVR(
+                    uow,
                     "step",
                     {
                         "channel_id": session.id,

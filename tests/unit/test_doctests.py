@@ -25,6 +25,7 @@ MODULES = [
     "telephonist.core.hours",
     "telephonist.core.callcontrol",
     "telephonist.core.numbers",
+    "telephonist.core.notify",
     "telephonist.core.destinations",
     "telephonist.serve.http",
     "telephonist.callbacks.policy",

@@ -1,0 +1,9 @@
+"""The dialer's events (campaigns, calls, dispositions, contact lists, DNC): see README."""
+
+from telephonist.core.notify import Notifier
+
+DIALER = Notifier(
+    "dialer",
+    "dial", "attempt", "campaign", "disposition", "disposition_refused", "dnc_blocked",
+    "contacts_imported", "dnc_added",
+)  # fmt: skip
