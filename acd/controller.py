@@ -20,7 +20,8 @@ from telephonist.core import calls
 from telephonist.core.centre import Centre
 from telephonist.core.destinations import Destination, Router
 from telephonist.core.models import QueueRedirect
-from telephonist.core.stasis import CallEnded, CallSession
+from telephonist.core.prompts import Prompter
+from telephonist.core.stasis import CallEnded
 from telephonist.core.storage import Store, UnitOfWork
 
 log = logging.getLogger("telephonist.acd")
@@ -46,11 +47,11 @@ class AcdController:
         self.queues = {q.name: q for q in centre.queues}
         router.handle("queue", self.take)
 
-    async def take(self, session: CallSession, dest: Destination, line: str) -> None:
+    async def take(self, session: Prompter, dest: Destination, line: str) -> None:
         """The ``queue:`` destination (an IVR option, another queue's redirect...)."""
         await self.to_queue(session, dest.target, line)
 
-    async def line(self, session: CallSession) -> None:
+    async def line(self, session: Prompter) -> None:
         """Route ``queue``: a line whose callers go straight to a queue, answered at once or
         only when an agent picks up (the line's answer policy)."""
         line = self.centre.line(session.line)
@@ -64,7 +65,7 @@ class AcdController:
         await calls.set_outcome(self.store, session.id, f"queued:{line.queue}")
 
     async def to_queue(
-        self, session: CallSession, queue_name: str, line: str, *, ringing: bool = False
+        self, session: Prompter, queue_name: str, line: str, *, ringing: bool = False
     ) -> None:
         """Put the caller in ``queue_name`` (or redirect them at once if it is closed).
         ``ringing``: the caller hears ringing, not hold music, and stays unanswered until an
@@ -83,7 +84,7 @@ class AcdController:
             await session.set_var(name, value)
         await session.continue_in_dialplan("telephonist-dest", "queue")
 
-    async def redirect(self, session: CallSession) -> None:
+    async def redirect(self, session: Prompter) -> None:
         """Route ``acd-redirect``: the caller came back from Queue()."""
         queue_name = await session.get_var("TELEPHONIST_QUEUE")
         reason = await session.get_var("TELEPHONIST_REDIRECT_REASON")
@@ -100,7 +101,7 @@ class AcdController:
         except CallEnded:
             pass
 
-    async def _redirect(self, session: CallSession, decision: Decision, line: str) -> None:
+    async def _redirect(self, session: Prompter, decision: Decision, line: str) -> None:
         async with self.store.unit_of_work() as uow:
             row = QueueRedirect(
                 queue=decision.queue,

@@ -14,15 +14,14 @@ from telephonist.callbacks.policy import NumberPolicy
 from telephonist.core.centre import Centre
 from telephonist.core.destinations import Destination
 from telephonist.core.models import CallbackRequest
-from telephonist.core.prompts import confirm_number
-from telephonist.core.stasis import CallSession
+from telephonist.core.prompts import Prompter, confirm_number
 from telephonist.core.storage import Store
 
 log = logging.getLogger("telephonist.callbacks")
 
 
 async def request_callback(
-    session: CallSession,
+    session: Prompter,
     store: Store,
     policy: NumberPolicy,
     centre: Centre,
@@ -70,7 +69,7 @@ async def request_callback(
 
 
 async def _tell(
-    store: Store, event: str, session: CallSession, cb: CallbackRequest, reason: str
+    store: Store, event: str, session: Prompter, cb: CallbackRequest, reason: str
 ) -> None:
     """``callbacks/refused`` or ``callbacks/limited``: a request that made no task, for the
     records and for CRMs (who asked, for which number, why)."""
@@ -87,7 +86,7 @@ class CallbackOffer:
     def __init__(self, store: Store, policy: NumberPolicy, centre: Centre) -> None:
         self.store, self.policy, self.centre = store, policy, centre
 
-    async def __call__(self, session: CallSession, dest: Destination, line: str) -> None:
+    async def __call__(self, session: Prompter, dest: Destination, line: str) -> None:
         def task(number: str) -> CallbackRequest:
             return CallbackRequest(number=number, queue=dest.target, channel_id=session.id,
                                    line=line, joined_at=datetime.now(UTC))  # fmt: skip

@@ -22,7 +22,7 @@ from sqlmodel import col
 from telephonist.core.ami import AmiClient, AmiError, list_channels
 from telephonist.core.models import Call, QueueLogEntry, as_utc, utcnow
 from telephonist.core.notify import Notifier
-from telephonist.core.stasis import CallSession
+from telephonist.core.prompts import Prompter
 from telephonist.core.storage import Store, UnitOfWork
 
 log = logging.getLogger("telephonist.calls")
@@ -31,7 +31,7 @@ CALLS = Notifier("calls", "started", "ended", "fallback")
 """Call records' events: see README, "Events"."""
 
 
-async def record_start(store: Store, session: CallSession, *, answered: bool = False) -> Call:
+async def record_start(store: Store, session: Prompter, *, answered: bool = False) -> Call:
     async with store.unit_of_work() as uow:
         call = Call(
             answered_at=utcnow() if answered else None,

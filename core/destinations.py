@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from telephonist.core.centre import DESTINATION, Centre
-from telephonist.core.stasis import CallSession
+from telephonist.core.prompts import Prompter
 
 log = logging.getLogger("telephonist.destinations")
 
@@ -68,7 +68,7 @@ class Destination:
         return f"{self.kind}:{self.target}"
 
 
-Handler = Callable[[CallSession, Destination, str], Awaitable[None]]
+Handler = Callable[[Prompter, Destination, str], Awaitable[None]]
 """How a capability takes a caller: (session, destination, the line they came in on)."""
 
 
@@ -86,7 +86,7 @@ class Router:
         """A capability takes callers sent to ``kind`` (queue, menu, callback)."""
         self.handlers[kind] = handler
 
-    async def send(self, session: CallSession, dest: Destination, line: str) -> None:
+    async def send(self, session: Prompter, dest: Destination, line: str) -> None:
         """Send the caller to ``dest``. A kind nobody takes (a ``menu:`` in a centre without
         menus) is logged, and the caller hears that the call cannot go through — never
         silence."""
@@ -99,25 +99,25 @@ class Router:
             return
         await handler(session, dest, line)
 
-    async def to_dialplan(self, session: CallSession, exten: str, **variables: str) -> None:
+    async def to_dialplan(self, session: Prompter, exten: str, **variables: str) -> None:
         """Set the ``TELEPHONIST_*`` variables, then continue in ``[telephonist-dest]``."""
         for name, value in variables.items():
             await session.set_var(name, value)
         await session.continue_in_dialplan(DEST_CONTEXT, exten)
 
-    async def _voicemail(self, session: CallSession, dest: Destination, line: str) -> None:
+    async def _voicemail(self, session: Prompter, dest: Destination, line: str) -> None:
         mailbox = self.centre.mailbox(dest.target)
         options = mailbox.options if mailbox else "u"
         await self.to_dialplan(session, "voicemail", TELEPHONIST_MAILBOX=dest.target,
                                TELEPHONIST_VM_OPTIONS=options)  # fmt: skip
 
-    async def _extension(self, session: CallSession, dest: Destination, line: str) -> None:
+    async def _extension(self, session: Prompter, dest: Destination, line: str) -> None:
         await self.to_dialplan(session, "extension", TELEPHONIST_EXTEN=dest.target,
                                TELEPHONIST_RING_SECONDS="30")  # fmt: skip
 
-    async def _outside(self, session: CallSession, dest: Destination, line: str) -> None:
+    async def _outside(self, session: Prompter, dest: Destination, line: str) -> None:
         await self.to_dialplan(session, "outside", TELEPHONIST_NUMBER=dest.target,
                                TELEPHONIST_TRUNK=dest.trunk)  # fmt: skip
 
-    async def _hangup(self, session: CallSession, dest: Destination, line: str) -> None:
+    async def _hangup(self, session: Prompter, dest: Destination, line: str) -> None:
         await session.hangup()

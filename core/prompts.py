@@ -1,20 +1,59 @@
 """Prompts a caller answers with digits: collect digits (with barge-in), confirm a number.
 
 Shared by the IVR's menus, a waiting caller's callback request and every capability that asks
-a caller something; typed against :class:`core.stasis.CallSession`.
+a caller something. All of them are typed against :class:`Prompter`, the call as a caller
+experiences it; :class:`telephonist.core.stasis.CallSession` (ARI) is its implementation, and
+the controllers' unit tests drive them with fakes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any, Protocol
 
-from telephonist.core.stasis import CallSession
+
+class Prompter(Protocol):
+    """One call the centre talks to: who called and on which line, prompts that play (and a
+    key press cuts short), the caller's keys, the channel's variables, and the ways out
+    (hang up, on in the dialplan)."""
+
+    id: str
+
+    @property
+    def route(self) -> str: ...
+    @property
+    def line(self) -> str: ...
+    @property
+    def caller_number(self) -> str: ...
+    @property
+    def caller_name(self) -> str: ...
+    @property
+    def dialed(self) -> str: ...
+
+    async def answer(self) -> None: ...
+    async def play(self, media: str, *, wait: bool = True, timeout: float = 30.0) -> str: ...
+    async def start_playback(self, media: list[str], language: str | None = None) -> str: ...
+    async def stop_playback(self, playback_id: str) -> None: ...
+    async def wait(
+        self, *types: str, timeout: float | None = None, playback: str | None = None
+    ) -> dict[str, Any]:
+        """The next of these events (``ChannelDtmfReceived``, ``PlaybackFinished``...);
+        TimeoutError after ``timeout``; CallEnded when the caller hangs up."""
+        ...
+
+    async def set_var(self, name: str, value: str) -> None: ...
+    async def get_var(self, name: str) -> str: ...
+    async def continue_in_dialplan(
+        self, context: str, extension: str, priority: int = 1
+    ) -> None: ...
+    async def hangup(self) -> None: ...
+
 
 DTMF = frozenset("0123456789*#")
 
 
-async def confirm_number(session: CallSession, refused: set[str] | None = None) -> str | None:
+async def confirm_number(session: Prompter, refused: set[str] | None = None) -> str | None:
     """The number to call back: the caller's own (read back, 1 confirms) or digits they
     type; None after three failed tries. Only digits come out of here. A number in
     ``refused`` (the policy said no) is not offered again."""
@@ -47,7 +86,7 @@ async def confirm_number(session: CallSession, refused: set[str] | None = None) 
 
 
 async def collect(
-    session: CallSession,
+    session: Prompter,
     prompts: list[str],
     *,
     max_digits: int,

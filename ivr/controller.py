@@ -24,8 +24,8 @@ from telephonist.core import calls, metrics
 from telephonist.core.centre import Centre
 from telephonist.core.destinations import Destination, DestinationError, Router
 from telephonist.core.models import IvrStep
-from telephonist.core.prompts import DTMF
-from telephonist.core.stasis import CallEnded, CallSession
+from telephonist.core.prompts import DTMF, Prompter
+from telephonist.core.stasis import CallEnded
 from telephonist.core.storage import Store
 from telephonist.ivr.engine import (
     Command,
@@ -95,7 +95,7 @@ class IvrController:
         self.extensions = frozenset(e.number for e in centre.extensions)
 
     # -- Stasis routes ----------------------------------------------------------------------
-    async def start(self, session: CallSession) -> None:
+    async def start(self, session: Prompter) -> None:
         """Route ``ivr``: a caller dialled an IVR entry."""
         menus = self.registry.current  # this call keeps this version to the end
         entry = menus.config.entry(session.line)
@@ -114,7 +114,7 @@ class IvrController:
         finally:
             await calls.record_end(self.store, session.id, outcome)
 
-    async def resume(self, session: CallSession) -> None:
+    async def resume(self, session: Prompter) -> None:
         """Route ``ivr-resume``: back from a FastAGI decision (TELEPHONIST_DEST)."""
         menus = self.registry.current
         entry = menus.config.entry(session.line)
@@ -163,7 +163,7 @@ class IvrController:
             )
             return int(result.scalar() or 0)
 
-    async def to_menu(self, session: CallSession, dest: Destination, line: str) -> None:
+    async def to_menu(self, session: Prompter, dest: Destination, line: str) -> None:
         """The ``menu:`` destination: a caller who is not in a menu (a queue redirect) enters
         menu ``dest.target`` of the IVR entry they came in on."""
         menus = self.registry.current
@@ -181,7 +181,7 @@ class IvrController:
     # -- the loop ---------------------------------------------------------------------------
     async def _drive(
         self,
-        session: CallSession,
+        session: Prompter,
         machine: IvrMachine,
         cmds: list[Command],
         menus: MenuSet,
@@ -240,7 +240,7 @@ class IvrController:
                 cmds = []
 
     async def _journal(
-        self, session: CallSession, entry: Entry, version: int, steps: list[Step], seq: int
+        self, session: Prompter, entry: Entry, version: int, steps: list[Step], seq: int
     ) -> int:
         async with self.store.unit_of_work() as uow:
             for step in steps:
@@ -275,7 +275,7 @@ class IvrController:
 
     # -- destinations -----------------------------------------------------------------------
     async def _route(
-        self, session: CallSession, route: Route, entry: Entry, digit_at: float | None = None
+        self, session: Prompter, route: Route, entry: Entry, digit_at: float | None = None
     ) -> None:
         action = route.action
         for name, value in route.inputs.items():

@@ -15,6 +15,7 @@ from telephonist.core.ari import AriClient
 from telephonist.core.centre import Centre
 from telephonist.core.destinations import Destination, Router
 from telephonist.core.models import QueueRedirect
+from telephonist.core.prompts import Prompter
 from telephonist.core.stasis import CallSession
 from telephonist.core.storage import Store, UnitOfWork
 
@@ -113,7 +114,7 @@ async def test_the_router_sends_every_kind_it_knows(store: Store) -> None:
     router = Router(CENTRE)
     taken: list[str] = []
 
-    async def take(session: CallSession, dest: Destination, line: str) -> None:
+    async def take(session: Prompter, dest: Destination, line: str) -> None:
         taken.append(f"{dest} from {line}")
 
     router.handle("callback", take)

@@ -15,6 +15,7 @@ from telephonist.core.ari import AriClient
 from telephonist.core.centre import Centre
 from telephonist.core.destinations import Destination, Router
 from telephonist.core.models import Call, IvrStep
+from telephonist.core.prompts import Prompter
 from telephonist.core.stasis import CallSession
 from telephonist.core.storage import Store
 from telephonist.ivr.controller import IvrController, LatencyLog
@@ -78,7 +79,7 @@ def rig(tmp_path: Path, store: Store) -> tuple[IvrController, Router, list[str]]
     router = Router(CENTRE)
     queued: list[str] = []
 
-    async def to_queue(session: CallSession, dest: Destination, line: str) -> None:
+    async def to_queue(session: Prompter, dest: Destination, line: str) -> None:
         queued.append(f"{dest} from {line}")  # the ACD's handler, here a spy
 
     router.handle("queue", to_queue)
