@@ -431,11 +431,11 @@ async def due_leads(store: Store, c: Campaign, now: datetime, want: int) -> list
                 .limit(max(50, want * 5))
             )
         ).all()
+        window = rules.Window.of(c.window_start, c.window_end, c.days)  # once per round
         for lead, contact in rows:
             if len(out) >= want:
                 break
-            tz = contact.timezone or c.default_timezone
-            if not rules.in_window(now, tz, c.window_start, c.window_end, c.days):
+            if not window.open_for(now, contact.timezone or c.default_timezone):
                 continue
             phones = (
                 (

@@ -68,6 +68,23 @@ def zone(name: str, field: str = "--timezone") -> ZoneInfo:
         raise RuleError(f"{field}: unknown time zone {name!r}") from None
 
 
+@dataclass(frozen=True)
+class Window:
+    """A campaign's calling window, parsed once (the engine asks it for every lead due on
+    every pacing tick)."""
+
+    hours: hours.OpeningHours
+
+    @classmethod
+    def of(cls, start: str, end: str, days: str) -> Window:
+        parse_hhmm(start, "window_start"), parse_hhmm(end, "window_end")
+        return cls(hours.OpeningHours.parse({days: f"{start}-{end}"}))
+
+    def open_for(self, now_utc: datetime, tz: str) -> bool:
+        """Inside the window in the contact's own time zone ``tz``?"""
+        return self.hours.open_at(now_utc.astimezone(zone(tz, "timezone")))
+
+
 def in_window(now_utc: datetime, tz: str, start: str, end: str, days: str) -> bool:
     """Whether ``now`` is inside the calling window in the contact's own time zone (the
     opening-hours language of core/hours.py: a window that ends before it starts runs
@@ -82,8 +99,7 @@ def in_window(now_utc: datetime, tz: str, start: str, end: str, days: str) -> bo
     >>> in_window(t, "America/New_York", "20:00", "09:00", "sun-fri")  # 02:30, Sunday night
     True
     """
-    parse_hhmm(start, "window_start"), parse_hhmm(end, "window_end")
-    return hours.is_open({days: f"{start}-{end}"}, now_utc, zone(tz, "timezone").key)
+    return Window.of(start, end, days).open_for(now_utc, tz)
 
 
 def retry_delays(text: str) -> dict[str, int]:
