@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 
 from telephonist.core.centre import Centre, Queue
+from telephonist.core.destinations import Destination
 from telephonist.core.hours import OpeningHours
 from telephonist.core.settings import Settings
 
@@ -166,6 +167,7 @@ def render_all(settings: Settings, centre: Centre, paths: AsteriskPaths) -> dict
         "agent_password": lambda ext: agent_password(settings.ami_secret, ext),
         "fallback_hours": fallback_hours,
         "contact_address": contact_address,
+        "destination": Destination.parse,
     }
     out: dict[str, str] = {}
     for name in CONFIG_FILES:
