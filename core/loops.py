@@ -11,9 +11,13 @@ capped, jittered back-off. The other loops, and the calls in progress, go on.
 Cancellation (SIGTERM, the end of serve) is never caught: it ends every loop at once. A
 clean-up that fails while a cancellation goes through (aiomqtt's disconnect timing out, a
 TaskGroup child failing as it is cancelled) replaces the CancelledError by its own error; a loop
-that then went round again could never be stopped. So every retry waits through
-:func:`retry_after`, which ends the loop instead when its task is being cancelled, and the guard
-does the same with an error that arrives during a cancellation.
+that then went round again could never be stopped. So the supervisor marks the stop before it
+cancels its loops, every retry waits through :func:`retry_after`, which ends the loop instead
+once the stop is marked, and the guard does the same with an error that arrives then.
+
+(Not ``Task.cancelling()``: on Python 3.11 a TaskGroup whose child fails while the group is
+already exiting cancels its parent and never uncancels it, so a loop that merely lost its
+broker would look cancelled for ever.)
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,16 +38,20 @@ log = logging.getLogger("telephonist.loops")
 LoopFactory = Callable[[], Awaitable[Any]]
 
 
-def cancelling() -> bool:
-    """Whether the current task has been asked to stop (even if the CancelledError was lost)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+_STOPPING: ContextVar[asyncio.Event | None] = ContextVar("telephonist_stopping", default=None)
+"""Set by :meth:`Supervisor.run` before its loops start: every task they create inherits it."""
+
+
+def stopping() -> bool:
+    """Whether the supervisor this task runs under is stopping (serve is shutting down)."""
+    event = _STOPPING.get()
+    return event is not None and event.is_set()
 
 
 async def retry_after(delay: float) -> None:
     """A reconnect or retry loop's wait before its next attempt; raises CancelledError instead
-    if the task is being cancelled (the error the loop just caught may have replaced it)."""
-    if cancelling():
+    once serve is stopping (the error the loop just caught may have replaced the cancel)."""
+    if stopping():
         raise asyncio.CancelledError
     await asyncio.sleep(delay)
 
@@ -110,9 +119,19 @@ class Supervisor:
         return [h for h, _ in self._loops]
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            for health, factory in self._loops:
-                tg.create_task(self._guard(health, factory), name=f"loop-{health.name}")
+        stop = asyncio.Event()
+        token = _STOPPING.set(stop)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for health, factory in self._loops:
+                    tg.create_task(self._guard(health, factory), name=f"loop-{health.name}")
+                try:
+                    await asyncio.Event().wait()  # the cancel arrives here, before the loops'
+                except asyncio.CancelledError:
+                    stop.set()
+                    raise
+        finally:
+            _STOPPING.reset(token)
 
     async def _guard(self, health: LoopHealth, factory: LoopFactory) -> None:
         backoff = Backoff(base=self._base, cap=self._cap)
@@ -129,7 +148,7 @@ class Supervisor:
                 metrics.LOOP_UP.labels(health.name).set(0)
                 raise
             except Exception as exc:  # the loop's own error: it is restarted, serve goes on
-                if cancelling():  # a clean-up's error that replaced the cancellation
+                if stopping():  # a clean-up's error that replaced the cancellation
                     health.running = False
                     metrics.LOOP_UP.labels(health.name).set(0)
                     log.debug("loop %s: %r while being cancelled", health.name, exc)

@@ -12,6 +12,7 @@ import aiomqtt
 import pytest
 
 from telephonist.core import metrics
+from telephonist.core.backoff import Backoff
 from telephonist.core.events import OutboxPublisher
 from telephonist.core.loops import Supervisor
 from telephonist.core.settings import MqttSettings
@@ -153,7 +154,9 @@ async def test_the_outbox_publisher_ends_when_the_broker_disconnect_fails_on_can
             return forever()
 
     publisher._client = Client  # type: ignore[assignment,method-assign]
-    task = asyncio.create_task(publisher.run())
+    sup = Supervisor()
+    sup.add("mqtt-cancel-test", publisher.run)
+    task = asyncio.create_task(sup.run())
     await asyncio.sleep(0.1)
     task.cancel()
     try:
@@ -165,3 +168,44 @@ async def test_the_outbox_publisher_ends_when_the_broker_disconnect_fails_on_can
         await asyncio.gather(task, return_exceptions=True)
         await store.close()
     assert connects == 1
+
+
+async def test_a_publisher_that_loses_its_broker_connects_again(tmp_path: Path) -> None:
+    """The broker drops the connection (the watcher task fails while the publisher's task
+    group is already exiting): the publisher must reconnect, not take itself for cancelled.
+    (On Python 3.11 that TaskGroup leaves its parent's cancel count at 1.)"""
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    await store.migrate()
+    publisher = OutboxPublisher(store, MqttSettings())
+    publisher._backoff = Backoff(base=0.01, cap=0.02)
+    connects = 0
+
+    class Client:
+        async def __aenter__(self) -> Client:
+            nonlocal connects
+            connects += 1
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+        @property
+        def messages(self) -> Any:
+            async def dropped() -> Any:
+                await asyncio.sleep(0.02)
+                raise aiomqtt.MqttError("Disconnected during message iteration")
+                yield None
+
+            return dropped()
+
+    publisher._client = Client  # type: ignore[assignment,method-assign]
+    sup = Supervisor()
+    health = sup.add("mqtt-reconnect-test", publisher.run)
+    task = asyncio.create_task(sup.run())
+    try:
+        await asyncio.sleep(0.5)
+        assert connects >= 3 and health.running and health.failures == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
