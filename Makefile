@@ -18,7 +18,7 @@ venv: $(BIN)/.installed
 
 # The product's folders as the one import name `telephonist` (see pyproject's
 # [tool.setuptools]): .venv/src/telephonist/<folder> links to ./<folder>, on the venv's path.
-PACKAGES := acd agi_handlers asterisk_conf bench callbacks cli core demo dialer ivr serve
+PACKAGES := acd agi_handlers asterisk_conf bench callbacks cli core demo dialer ivr reports serve
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -10,7 +10,18 @@ from pathlib import Path
 
 import typer
 
-from telephonist.cli import agent, callback, campaign, contacts, dialer, ivr, pbx, queue, voicemail
+from telephonist.cli import (
+    agent,
+    callback,
+    campaign,
+    contacts,
+    dialer,
+    ivr,
+    pbx,
+    queue,
+    report,
+    voicemail,
+)
 from telephonist.cli.common import CliState, errors, state
 from telephonist.core.settings import mask_url
 from telephonist.core.storage import Store
@@ -31,6 +42,7 @@ app.add_typer(contacts.app, name="contacts")
 app.add_typer(contacts.dnc_app, name="dnc")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(campaign.disposition_app, name="disposition")
+app.add_typer(report.app, name="report")
 
 
 @app.callback()

@@ -306,6 +306,26 @@ class Callbacks(_Def):
     """What the agent hears before the customer's number is read out and dialled."""
 
 
+SL_FORMULAS = {
+    "answered": "answered within T / answered",
+    "offered": "answered within T / (answered + abandoned)",
+    "abandoned_after": "answered within T / (answered + abandoned after T)",
+}
+"""Service-level formulas (``reports.service_level_formula``, ``report --formula``)."""
+
+
+class Reports(_Def):
+    """How the centre's numbers are counted (``telephonist report``)."""
+
+    short_abandon: int = Field(default=5, ge=0, le=300)
+    """Callers who hang up within this many seconds are short abandons: counted apart, and
+    left out of the service level (a wrong number, not a lost customer)."""
+    service_level_formula: Literal["answered", "offered", "abandoned_after"] = "answered"
+    fcr_days: int = Field(default=7, ge=1, le=90)
+    """A caller answered who does not call again within this many days was resolved at first
+    contact."""
+
+
 DISPOSITION_KEYS = {
     "1": "sale", "2": "callback", "3": "not-interested", "4": "wrong-number", "9": "dnc",
 }  # fmt: skip
@@ -314,6 +334,9 @@ DISPOSITION_KEYS = {
 
 class Centre(_Def):
     name: str = Field(default="demo", pattern=NAME)
+    timezone: str = "UTC"
+    """The centre's own time zone: reports count days, weeks, months and intervals in it."""
+    reports: Reports = Field(default_factory=Reports)
     dispositions: dict[str, str] = Field(default_factory=lambda: dict(DISPOSITION_KEYS))
     """Digit (after ``*7``) -> disposition code, for agents after a dialer call."""
     callbacks: Callbacks = Field(default_factory=Callbacks)
@@ -325,6 +348,13 @@ class Centre(_Def):
     trunks: tuple[Trunk, ...] = ()
     ivr: Path | None = None
     """The menu file (relative to this file)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _centre_tz(cls, v: str) -> str:
+        checked = check_timezone(v)
+        assert checked is not None
+        return checked
 
     @field_validator("dispositions")
     @classmethod

@@ -224,6 +224,52 @@ class QueueLogEntry(SQLModel, table=True):
     data5: str = Field(default="", max_length=200)
 
 
+class QueueCall(SQLModel, table=True):
+    """One caller's visit to a queue, as Asterisk's queue_log tells it (ENTERQUEUE to CONNECT
+    and COMPLETE*, or to ABANDON / EXIT*). Built in the transaction that ingests the lines,
+    so exactly once, also for calls that happened while serve was down; the reports
+    aggregate these rows in SQL. ``local_day`` and ``local_minute`` place the entry in the
+    centre's time zone (``timezone`` in the centre file) so that intervals, days, weeks and
+    months group the same way on SQLite and PostgreSQL."""
+
+    __tablename__ = "queue_calls"
+    __table_args__ = (
+        Index("ix_queue_calls_queue_day", "queue", "local_day"),
+        Index("ux_queue_calls_visit", "callid", "queue", "entered_at", unique=True),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    callid: str = Field(max_length=150)
+    queue: str = Field(max_length=80)
+    kind: str = Field(default="inbound", max_length=12)
+    """``inbound``; ``callback`` (a callback's placeholder); ``outbound`` (a dialer call)."""
+    caller: str = Field(default="", max_length=80)
+    entered_at: datetime = Field(sa_column=_ts(index=True, nullable=False))
+    local_day: str = Field(max_length=10)
+    """YYYY-MM-DD of the entry in the centre's time zone."""
+    local_minute: int = 0
+    """Minutes since that local midnight (intervals of 15, 30, 60 minutes group on it)."""
+    local_week: str = Field(default="", max_length=8)
+    """ISO week of ``local_day``, ``2026-W49``."""
+    position: int = 0
+    """Place in the queue on entry."""
+    outcome: str = Field(default="waiting", max_length=16)
+    """waiting, answered, abandoned, timeout (waited too long), empty (nobody left to take
+    it), key (left with a key: a callback request), transfer."""
+    agent: str = Field(default="", max_length=80)
+    wait: int = 0
+    """Seconds waited (until answered, or until the caller left)."""
+    left_position: int = 0
+    """Place in the queue when the caller left without an answer."""
+    answered_at: datetime | None = Field(default=None, sa_column=_ts())
+    ended_at: datetime | None = Field(default=None, sa_column=_ts())
+    talk: int = 0
+    ended_by: str = Field(default="", max_length=12)
+    """caller, agent or transfer."""
+    wrap: int = 0
+    """After-call work (wrap-up) seconds the agent had after this call."""
+
+
 class QueueLogPosition(SQLModel, table=True):
     """How far the queue_log file has been read (committed with the rows: exactly once)."""
 

@@ -46,6 +46,7 @@ from telephonist.demo.route import demo_route
 from telephonist.dialer.engine import DialerService
 from telephonist.ivr.controller import IvrController, LatencyLog
 from telephonist.ivr.definitions import Definitions
+from telephonist.reports.facts import QueueCallBuilder
 from telephonist.serve.http import HttpEndpoint
 
 log = logging.getLogger("telephonist.serve")
@@ -125,6 +126,8 @@ class Service:
         self.queue_log = QueueLogIngester(log_path, self.store) if log_path else None
         if self.queue_log is not None:
             self.queue_log.hooks.append(calls.on_queue_log)
+            # Each visit to a queue, for the reports (reports/facts.py).
+            self.queue_log.hooks.append(QueueCallBuilder(self.centre))
         routes["acd-redirect"] = self.acd.redirect
         routes["queue"] = self.acd.line
         routes["queue-callback"] = QueueCallbackRoute(

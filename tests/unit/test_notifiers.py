@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 from telephonist.acd.events import ACD
@@ -15,8 +16,12 @@ from telephonist.dialer.events import DIALER
 from telephonist.ivr.events import IVR
 
 ROOT = Path(__file__).parents[2]
-PRODUCT = ["acd", "agi_handlers", "asterisk_conf", "bench", "callbacks", "cli", "core", "demo",
-           "dialer", "ivr", "serve"]  # fmt: skip
+PRODUCT = sorted(
+    tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-dir"
+    ].values()
+)
+"""The product's folders, as pyproject maps them into the one import name."""
 NOTIFIERS = [ACD, AGI, CALLBACKS, VOICEMAIL, CALLS, DIALER, IVR]
 
 

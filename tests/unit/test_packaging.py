@@ -7,14 +7,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
 
 
-PRODUCT = ["acd", "agi_handlers", "asterisk_conf", "bench", "callbacks", "cli", "core", "demo",
-           "dialer", "ivr", "serve"]  # fmt: skip
+PRODUCT = sorted(
+    tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-dir"
+    ].values()
+)
+"""The product's folders, as pyproject maps them into the one import name."""
 
 
 def test_the_wheel_installs_one_import_name_and_runs_from_its_own_files(tmp_path: Path) -> None:

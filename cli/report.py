@@ -1,0 +1,123 @@
+"""``telephonist report``: the numbers that run the centre (reports/)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from telephonist.cli.common import state, with_store
+from telephonist.core.files import ExportError, open_export
+from telephonist.reports import facts, kpi
+from telephonist.reports.kpi import ReportError
+
+app = typer.Typer(help="Reports: queues (service level, waits, abandons, handle time)...")
+
+FROM_HELP = "First day, YYYY-MM-DD in the centre's time zone (default: today)"
+TO_HELP = "Last day, YYYY-MM-DD (default: the first day)"
+
+
+def _day(text: str | None, option: str, default: date) -> date:
+    if text is None:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ReportError(f"{option}: {text!r} is not a day (YYYY-MM-DD)") from None
+
+
+@app.command("queues")
+def queues(
+    ctx: typer.Context,
+    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
+    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
+    interval: Annotated[
+        str, typer.Option(help="15, 30, 60 (minutes), day, week, month or total")
+    ] = "day",
+    queue: Annotated[list[str] | None, typer.Option(help="Only this queue (repeatable)")] = None,
+    formula: Annotated[
+        str | None,
+        typer.Option(help="Service level over: answered, offered or abandoned_after"),
+    ] = None,
+    include_short: Annotated[
+        bool, typer.Option("--include-short", help="Count short abandons in the service level")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Write the rows to a CSV file")
+    ] = None,
+) -> None:
+    """Per queue and period: offered, answered, abandoned (short ones apart), service level
+    (its formula is printed), average speed of answer, longest and 90th-percentile wait,
+    average abandon time, handle time; and the period's redirects and callbacks."""
+    centre = state(ctx).centre()
+    today = datetime.now(ZoneInfo(centre.timezone)).date()
+
+    async def go(store: Any, centre_: Any) -> dict[str, Any]:
+        first = _day(from_, "--from", today)
+        last = _day(to, "--to", first)
+        period = kpi.Period(first, last, interval)
+        return await kpi.queues(store, centre, period, only=tuple(queue or ()),
+                                formula=formula, include_short=include_short)  # fmt: skip
+
+    report = with_store(ctx, go, ReportError, ExportError)
+    if csv_file is not None:
+        try:
+            with open_export(csv_file, "w", newline="") as fh:
+                rows = report["rows"]
+                writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["queue"])
+                writer.writeheader()
+                writer.writerows(rows)
+        except ExportError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"{len(report['rows'])} rows -> {csv_file}")
+        return
+    if json_:
+        typer.echo(json.dumps(report, indent=1))
+        return
+    _print(report)
+
+
+def _print(report: dict[str, Any]) -> None:
+    console = Console()
+    table = Table(title=f"Queues ({report['time_zone']})", caption=report["formula"])
+    columns = [("queue", "queue"), ("period", "period"), ("offered", "offered"),
+               ("answered", "answ"), ("abandoned", "aband"), ("short_abandoned", "short"),
+               ("timeout", "t/o"), ("left_with_key", "key"), ("service_level", "SL"),
+               ("asa", "ASA"), ("max_wait", "max"), ("p90_wait", "p90"),
+               ("avg_abandon_time", "aband t"), ("aht", "AHT")]  # fmt: skip
+    for _, title in columns:
+        table.add_column(title, justify="left" if title in ("queue", "period") else "right")
+    for row in report["rows"]:
+        cells = []
+        for key, _ in columns:
+            value = row[key]
+            if key == "service_level" and value is not None:
+                cells.append(f"{value:.1%}")
+            else:
+                cells.append("" if value is None else str(value))
+        table.add_row(*cells)
+    console.print(table)
+    for name, total in report["totals"].items():
+        redirects = ", ".join(f"{k} {v}" for k, v in sorted(total["redirects"].items()))
+        console.print(
+            f"{name}: redirects {redirects or 'none'}; callbacks requested "
+            f"{total['callbacks_requested']}, completed {total['callbacks_completed']}"
+        )
+
+
+@app.command("rebuild")
+def rebuild(ctx: typer.Context) -> None:
+    """Build the queue visits again from the stored queue_log (after an upgrade, or a change
+    of the centre's time zone)."""
+    centre = state(ctx).centre()
+    n = with_store(ctx, lambda store, _: facts.rebuild(store, centre), ReportError)
+    typer.echo(f"{n} queue visits")

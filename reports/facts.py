@@ -1,0 +1,175 @@
+"""Queue calls from the queue_log: the facts every queue and agent report counts.
+
+Why the queue_log (and not CDR or CEL): it is what app_queue itself writes for every queue
+event — the wait when answered (CONNECT), the talk and who hung up (COMPLETECALLER /
+COMPLETEAGENT), the position and wait of a caller who left (ABANDON, EXITWITHTIMEOUT,
+EXITEMPTY, EXITWITHKEY) — to the second, in order, on disk, also while telephonist is down;
+report tools (QueueMetrics among them) read nothing else. telephonist already ingests it
+exactly once; :class:`QueueCallBuilder` runs in that same transaction, so each visit to a
+queue becomes one ``queue_calls`` row exactly once.
+
+A visit's kind: ``outbound`` for the dialer's calls (unique ids ``dial-N``), ``callback`` for
+a callback's placeholder (its CALLBACKPLACED line comes first), ``inbound`` for the rest —
+only inbound calls are offered calls of a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from telephonist.core.centre import Centre
+from telephonist.core.models import QueueCall, QueueLogEntry
+from telephonist.core.storage import Store, UnitOfWork
+
+log = logging.getLogger("telephonist.reports")
+
+LEFT = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout", "EXITEMPTY": "empty"}
+"""Events of a caller who left without an answer: data1 position, data3 seconds waited."""
+ENDED = {"COMPLETECALLER": "caller", "COMPLETEAGENT": "agent"}
+"""Events of an answered call's end: data1 wait, data2 talk seconds."""
+
+
+def _int(text: str) -> int:
+    return int(text) if text.strip().isdigit() else 0
+
+
+def local_place(at: datetime, zone: ZoneInfo) -> tuple[str, int, str]:
+    """(day, minute of the day, ISO week) of ``at`` in ``zone``.
+
+    >>> from datetime import UTC
+    >>> local_place(datetime(2026, 12, 31, 23, 30, tzinfo=UTC), ZoneInfo("Europe/Paris"))
+    ('2027-01-01', 30, '2026-W53')
+    """
+    local = at.astimezone(zone)
+    year, week, _ = local.isocalendar()
+    return local.date().isoformat(), local.hour * 60 + local.minute, f"{year}-W{week:02d}"
+
+
+class QueueCallBuilder:
+    """A queue_log hook: each line changes the visit it belongs to (see the module)."""
+
+    def __init__(self, centre: Centre) -> None:
+        self.zone = ZoneInfo(centre.timezone)
+        self.wrapups = {q.name: q.wrapup for q in centre.queues}
+
+    async def __call__(self, uow: UnitOfWork, entries: list[QueueLogEntry]) -> None:
+        await self.apply(uow.session, entries)
+
+    async def apply(self, s: AsyncSession, entries: Iterable[QueueLogEntry]) -> int:
+        """Apply the lines in order; returns how many visits were opened."""
+        opened = 0
+        placeholders: set[str] = set()
+        for e in entries:
+            if e.event == "CALLBACKPLACED":
+                placeholders.add(e.callid)
+            elif e.event == "ENTERQUEUE":
+                opened += await self._enter(s, e, e.callid in placeholders)
+            elif e.event == "CONNECT" or e.event in ENDED or e.event in LEFT:
+                await self._change(s, e)
+            elif e.event in ("EXITWITHKEY", "TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER"):
+                await self._change(s, e)
+        return opened
+
+    async def _enter(self, s: AsyncSession, e: QueueLogEntry, placeholder: bool) -> int:
+        exists = await s.execute(
+            select(col(QueueCall.id)).where(
+                (col(QueueCall.callid) == e.callid)
+                & (col(QueueCall.queue) == e.queue)
+                & (col(QueueCall.entered_at) == e.time)
+            )
+        )
+        if exists.first() is not None:
+            return 0  # a rebuild over lines already applied
+        if e.callid.startswith("dial-"):
+            kind = "outbound"
+        elif placeholder or await _placed(s, e.callid):
+            kind = "callback"
+        else:
+            kind = "inbound"
+        day, minute, week = local_place(e.time, self.zone)
+        s.add(
+            QueueCall(
+                callid=e.callid, queue=e.queue, kind=kind, caller=e.data2[:80],
+                entered_at=e.time, local_day=day, local_minute=minute, local_week=week,
+                position=_int(e.data3),
+            )
+        )  # fmt: skip
+        await s.flush()
+        return 1
+
+    async def _change(self, s: AsyncSession, e: QueueLogEntry) -> None:
+        visit = (
+            await s.execute(
+                select(QueueCall)
+                .where((col(QueueCall.callid) == e.callid) & (col(QueueCall.queue) == e.queue))
+                .where(col(QueueCall.entered_at) <= e.time)
+                .order_by(col(QueueCall.entered_at).desc(), col(QueueCall.id).desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if visit is None:
+            return  # its ENTERQUEUE was before the lines telephonist has
+        if e.event == "CONNECT":
+            visit.outcome, visit.agent = "answered", e.agent[:80]
+            visit.wait, visit.answered_at = _int(e.data1), e.time
+        elif e.event in ENDED:
+            visit.talk, visit.ended_by, visit.ended_at = _int(e.data2), ENDED[e.event], e.time
+            visit.wrap = self.wrapups.get(e.queue, 0)
+            if visit.outcome != "answered":  # a CONNECT lost before telephonist's lines
+                visit.outcome, visit.agent, visit.wait = "answered", e.agent[:80], _int(e.data1)
+        elif e.event in LEFT:
+            visit.outcome, visit.ended_at = LEFT[e.event], e.time
+            visit.left_position, visit.wait = _int(e.data1), _int(e.data3)
+        elif e.event == "EXITWITHKEY":
+            visit.outcome, visit.ended_at = "key", e.time
+            visit.left_position, visit.wait = _int(e.data2), _int(e.data4)
+        else:  # a transfer: data3 wait, data4 talk (TRANSFER)
+            visit.ended_by, visit.ended_at = "transfer", e.time
+            if e.event == "TRANSFER":
+                visit.talk = _int(e.data4)
+            visit.wrap = self.wrapups.get(e.queue, 0)
+
+
+async def _placed(s: AsyncSession, callid: str) -> bool:
+    found = await s.execute(
+        select(col(QueueLogEntry.id))
+        .where(col(QueueLogEntry.callid) == callid)
+        .where(col(QueueLogEntry.event) == "CALLBACKPLACED")
+        .limit(1)
+    )
+    return found.first() is not None
+
+
+async def rebuild(store: Store, centre: Centre, batch: int = 5000) -> int:
+    """Build the visits from the queue_log lines already stored (after an upgrade, or a
+    change of the centre's time zone: the day and minute are placed again). Short
+    transactions of ``batch`` lines; returns how many visits there are."""
+    builder = QueueCallBuilder(centre)
+    async with store.unit_of_work() as uow:
+        await uow.session.execute(QueueCall.__table__.delete())  # type: ignore[attr-defined]
+    last = 0
+    while True:
+        async with store.unit_of_work() as uow:
+            rows = list(
+                (
+                    await uow.session.execute(
+                        select(QueueLogEntry)
+                        .where(col(QueueLogEntry.id) > last)
+                        .order_by(col(QueueLogEntry.id))
+                        .limit(batch)
+                    )
+                ).scalars()
+            )
+            if not rows:
+                break
+            await builder.apply(uow.session, rows)
+            last = rows[-1].id or last
+    async with store.sessions() as s:
+        return int((await s.execute(select(func.count()).select_from(QueueCall))).scalar_one())

@@ -1,0 +1,241 @@
+"""Queue KPIs, aggregated in SQL over ``queue_calls`` (the same queries on SQLite and
+PostgreSQL; rows are never loaded into Python to be counted).
+
+Per queue and per period (15, 30 or 60-minute intervals, day, ISO week, month, or the whole
+range), in the centre's time zone, for inbound visits (a callback's placeholder and the
+dialer's calls are not offered calls):
+
+- offered, answered, abandoned (callers who hung up waiting at least ``short_abandon``
+  seconds), short abandons (apart), left on time-out (waited too long), on an empty queue,
+  with a key (a callback request);
+- service level: answered within the queue's ``service_level`` seconds T, over the chosen
+  formula's denominator (:data:`telephonist.core.centre.SL_FORMULAS`; the formula is named in
+  the output); short abandons are left out unless asked for;
+- average speed of answer, the longest and the 90th-percentile wait (nearest rank, over every
+  caller who left the queue, answered or not), the average time before abandoning;
+- average handle time = talk + hold + wrap-up (app_queue logs no hold: 0 until the PBX
+  reports it), with its parts.
+
+For the whole range, also the redirects by reason (``queue_redirects``) and the callbacks
+requested and completed for the queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from telephonist.core.centre import SL_FORMULAS, Centre
+from telephonist.core.models import CallbackRequest, QueueCall, QueueRedirect
+from telephonist.core.storage import Store
+
+INTERVALS = ("15", "30", "60", "day", "week", "month", "total")
+
+
+class ReportError(ValueError):
+    """Bad report parameters; the message names the option."""
+
+
+@dataclass(frozen=True)
+class Period:
+    first: date
+    last: date
+    interval: str = "day"
+
+    def __post_init__(self) -> None:
+        if self.first > self.last:
+            raise ReportError(f"--from: {self.first} is after --to {self.last}")
+        if self.interval not in INTERVALS:
+            raise ReportError(
+                f"--interval: {self.interval!r} is not one of {', '.join(INTERVALS)} "
+                "(minutes must divide an hour evenly)"
+            )
+
+    def utc_range(self, zone: ZoneInfo) -> tuple[datetime, datetime]:
+        """[first 00:00, the day after last 00:00) in ``zone``, as instants."""
+        start = datetime.combine(self.first, time(0), zone)
+        end = datetime.combine(self.last + timedelta(days=1), time(0), zone)
+        return start, end
+
+
+def _sum(cond: ColumnElement[bool]) -> Any:
+    return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+
+def _keys(interval: str) -> list[Any]:
+    c = QueueCall.__table__.c  # type: ignore[attr-defined]
+    if interval in ("15", "30", "60"):
+        # // is floor division on both databases (a plain / is a true division on PostgreSQL
+        # and its cast to an integer rounds: 09:40 would land in 10:00).
+        return [c.local_day, (c.local_minute // int(interval)) * int(interval)]
+    if interval == "day":
+        return [c.local_day, literal(-1)]
+    if interval == "week":
+        return [c.local_week, literal(-1)]
+    if interval == "month":
+        return [func.substr(c.local_day, 1, 7), literal(-1)]
+    return [literal("total"), literal(-1)]
+
+
+def _label(key: str, minute: int) -> str:
+    return key if minute < 0 else f"{key} {minute // 60:02d}:{minute % 60:02d}"
+
+
+async def queues(
+    store: Store,
+    centre: Centre,
+    period: Period,
+    *,
+    only: tuple[str, ...] = (),
+    formula: str | None = None,
+    include_short: bool = False,
+) -> dict[str, Any]:
+    """The queue report: ``rows`` (per queue and period) and ``totals`` (per queue)."""
+    known = centre.queue_names
+    for name in only:
+        if name not in known:
+            raise ReportError(f"--queue: no queue {name!r} ({', '.join(sorted(known))})")
+    formula = formula or centre.reports.service_level_formula
+    if formula not in SL_FORMULAS:
+        raise ReportError(f"--formula: {formula!r} is not one of {', '.join(SL_FORMULAS)}")
+    short_t = centre.reports.short_abandon
+    c = QueueCall.__table__.c  # type: ignore[attr-defined]
+    sl_t = case(
+        *[(c.queue == q.name, q.service_level) for q in centre.queues], else_=20
+    ) if centre.queues else literal(20)  # fmt: skip
+    answered = c.outcome == "answered"
+    abandoned = c.outcome == "abandoned"
+    short = and_(abandoned, c.wait < short_t)
+    counted_ab = abandoned if include_short else and_(abandoned, c.wait >= short_t)
+    ended = and_(answered, c.ended_at.is_not(None))
+    keys = _keys(period.interval)
+    where = and_(
+        c.kind == "inbound",
+        c.local_day >= period.first.isoformat(),
+        c.local_day <= period.last.isoformat(),
+        c.queue.in_(only) if only else literal(True),
+    )
+    stmt = (
+        select(
+            c.queue, keys[0].label("k"), keys[1].label("m"),
+            func.count().label("offered"),
+            _sum(answered).label("answered"),
+            _sum(and_(abandoned, c.wait >= short_t)).label("abandoned"),
+            _sum(short).label("short_abandoned"),
+            _sum(c.outcome == "timeout").label("timeout"),
+            _sum(c.outcome == "empty").label("empty"),
+            _sum(c.outcome == "key").label("key"),
+            _sum(and_(answered, c.wait <= sl_t)).label("within"),
+            _sum(counted_ab).label("sl_abandoned"),
+            _sum(and_(counted_ab, c.wait > sl_t)).label("sl_abandoned_after"),
+            func.avg(case((answered, c.wait))).label("asa"),
+            func.max(case((c.outcome != "waiting", c.wait))).label("max_wait"),
+            func.avg(case((and_(abandoned, c.wait >= short_t), c.wait))).label("abandon_time"),
+            func.avg(case((ended, c.talk))).label("talk"),
+            func.avg(case((ended, c.wrap))).label("wrap"),
+            func.avg(case((ended, c.talk + c.wrap))).label("aht"),
+        )
+        .where(where)
+        .group_by(c.queue, *keys)
+        .order_by(c.queue, *keys)
+    )  # fmt: skip
+    # The 90th-percentile wait (nearest rank) over the callers who left the queue.
+    part = [c.queue, *keys]
+    ranked = (
+        select(
+            c.queue.label("q"), keys[0].label("k"), keys[1].label("m"), c.wait.label("w"),
+            func.row_number().over(partition_by=part, order_by=c.wait).label("rn"),
+            func.count().over(partition_by=part).label("n"),
+        )
+        .where(and_(where, c.outcome != "waiting"))
+        .subquery()
+    )  # fmt: skip
+    p90 = (
+        select(ranked.c.q, ranked.c.k, ranked.c.m, func.min(ranked.c.w))
+        .where(ranked.c.rn * 10 >= ranked.c.n * 9)
+        .group_by(ranked.c.q, ranked.c.k, ranked.c.m)
+    )
+    async with store.sessions() as s:
+        rows = (await s.execute(stmt)).mappings().all()
+        p90s = {(q, str(k), int(m)): int(w) for q, k, m, w in (await s.execute(p90)).all()}
+        totals = await _totals(s, centre, period, only)
+    out = []
+    for r in rows:
+        key, minute = str(r["k"]), int(r["m"])
+        denominator = {
+            "answered": r["answered"],
+            "offered": r["answered"] + r["sl_abandoned"],
+            "abandoned_after": r["answered"] + r["sl_abandoned_after"],
+        }[formula]
+        out.append({
+            "queue": r["queue"],
+            "period": _label(key, minute),
+            "offered": int(r["offered"]),
+            "answered": int(r["answered"]),
+            "abandoned": int(r["abandoned"]),
+            "short_abandoned": int(r["short_abandoned"]),
+            "timeout": int(r["timeout"]),
+            "empty": int(r["empty"]),
+            "left_with_key": int(r["key"]),
+            "answered_within_sl": int(r["within"]),
+            "service_level": round(r["within"] / denominator, 4) if denominator else None,
+            "asa": _round(r["asa"]),
+            "max_wait": _int(r["max_wait"]),
+            "p90_wait": p90s.get((r["queue"], key, minute)),
+            "avg_abandon_time": _round(r["abandon_time"]),
+            "avg_talk": _round(r["talk"]),
+            "avg_wrap": _round(r["wrap"]),
+            "aht": _round(r["aht"]),
+        })  # fmt: skip
+    return {
+        "formula": f"{formula}: {SL_FORMULAS[formula]}"
+        + ("" if include_short else f" (short abandons under {short_t}s left out)"),
+        "time_zone": centre.timezone,
+        "rows": out,
+        "totals": totals,
+    }
+
+
+async def _totals(s: Any, centre: Centre, period: Period, only: tuple[str, ...]) -> dict[str, Any]:
+    start, end = period.utc_range(ZoneInfo(centre.timezone))
+    r = QueueRedirect.__table__.c  # type: ignore[attr-defined]
+    cb = CallbackRequest.__table__.c  # type: ignore[attr-defined]
+    names = only or tuple(sorted(centre.queue_names))
+    out: dict[str, Any] = {q: {"redirects": {}, "callbacks_requested": 0,
+                               "callbacks_completed": 0} for q in names}  # fmt: skip
+    redirects = await s.execute(
+        select(r.queue, r.reason, func.count())
+        .where(and_(r.at >= start, r.at < end, r.queue.in_(names)))
+        .group_by(r.queue, r.reason)
+    )
+    for queue, reason, n in redirects.all():
+        out[queue]["redirects"][reason] = int(n)
+    requested = await s.execute(
+        select(cb.queue, func.count())
+        .where(and_(cb.requested_at >= start, cb.requested_at < end, cb.queue.in_(names)))
+        .group_by(cb.queue)
+    )
+    for queue, n in requested.all():
+        out[queue]["callbacks_requested"] = int(n)
+    completed = await s.execute(
+        select(cb.queue, func.count())
+        .where(and_(cb.state == "done", cb.closed_at >= start, cb.closed_at < end))
+        .where(cb.queue.in_(names))
+        .group_by(cb.queue)
+    )
+    for queue, n in completed.all():
+        out[queue]["callbacks_completed"] = int(n)
+    return out
+
+
+def _round(value: Any) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -1,0 +1,225 @@
+"""Queue reports from a scripted queue_log (both databases): the lines go through the real
+ingester with the visit builder as a hook, then the KPIs are asserted to the second."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import col
+
+from telephonist.acd.queue_log import QueueLogIngester
+from telephonist.core.centre import Centre
+from telephonist.core.models import CallbackRequest, QueueCall, QueueRedirect
+from telephonist.core.settings import load_settings
+from telephonist.core.storage import Store
+from telephonist.reports import facts, kpi
+
+CENTRE = Centre.model_validate(
+    {
+        "timezone": "Europe/Paris",
+        "queues": [
+            {"name": "support", "service_level": 20, "wrapup": 5},
+            {"name": "sales", "service_level": 30},
+        ],
+    }
+)
+# 2026-12-03, Paris (UTC+1): 09:00 local is 08:00 UTC.
+T0 = int(datetime(2026, 12, 3, 8, 0, tzinfo=UTC).timestamp())
+
+
+def at(minutes: float) -> int:
+    return int(T0 + minutes * 60)
+
+
+LINES = [
+    # c1: answered after 10 s, talks 120 s, the caller hangs up.
+    (at(0), "c1", "support", "NONE", "ENTERQUEUE", "", "5550001", "1"),
+    (at(0) + 10, "c1", "support", "Alice", "CONNECT", "10", "a1", "4"),
+    (at(0) + 130, "c1", "support", "Alice", "COMPLETECALLER", "10", "120", "1"),
+    # c2: answered after 30 s (outside SL), talks 60 s, the agent hangs up.
+    (at(5), "c2", "support", "NONE", "ENTERQUEUE", "", "5550002", "1"),
+    (at(5) + 30, "c2", "support", "Bob", "CONNECT", "30", "b1", "8"),
+    (at(5) + 90, "c2", "support", "Bob", "COMPLETEAGENT", "30", "60", "1"),
+    # c3: a short abandon (3 s).
+    (at(10), "c3", "support", "NONE", "ENTERQUEUE", "", "5550003", "1"),
+    (at(10) + 3, "c3", "support", "NONE", "ABANDON", "1", "1", "3"),
+    # c4: abandons after 45 s, second in line.
+    (at(20), "c4", "support", "NONE", "ENTERQUEUE", "", "5550004", "2"),
+    (at(20) + 45, "c4", "support", "NONE", "ABANDON", "2", "2", "45"),
+    # c5: waited too long (60 s): overflow.
+    (at(40), "c5", "support", "NONE", "ENTERQUEUE", "", "5550005", "1"),
+    (at(41), "c5", "support", "NONE", "EXITWITHTIMEOUT", "1", "1", "60"),
+    # c6: pressed 1 for a callback after 12 s (10:05).
+    (at(65), "c6", "support", "NONE", "ENTERQUEUE", "", "5550006", "1"),
+    (at(65) + 12, "c6", "support", "NONE", "EXITWITHKEY", "1", "1", "1", "12"),
+    # A callback's placeholder and a dialer call: not offered calls of the queue.
+    (at(70), "cb9", "support", "NONE", "CALLBACKPLACED", "9", "1"),
+    (at(70), "cb9", "support", "NONE", "ENTERQUEUE", "", "5550009", "1"),
+    (at(70) + 5, "cb9", "support", "Alice", "CONNECT", "5", "a2", "2"),
+    (at(71), "dial-5", "support", "NONE", "ENTERQUEUE", "", "", "1"),
+    # c7: still waiting at the end of the log.
+    (at(90), "c7", "support", "NONE", "ENTERQUEUE", "", "5550007", "1"),
+    # c8 in sales: answered after 25 s (inside its 30 s), talks 200 s.
+    (at(120), "c8", "sales", "NONE", "ENTERQUEUE", "", "5550008", "1"),
+    (at(120) + 25, "c8", "sales", "Carol", "CONNECT", "25", "c1", "3"),
+    (at(120) + 225, "c8", "sales", "Carol", "COMPLETECALLER", "25", "200", "1"),
+    # The next day, 00:30 Paris (23:30 UTC the day before would still be the 3rd in UTC).
+    (at(15 * 60 + 30), "c10", "support", "NONE", "ENTERQUEUE", "", "5550010", "1"),
+]
+
+
+async def ingest(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "queue_log"
+    path.write_text("".join("|".join(map(str, line)) + "\n" for line in LINES))
+    ingester = QueueLogIngester(path, store)
+    ingester.hooks.append(facts.QueueCallBuilder(CENTRE))
+    await ingester.ingest_once()
+
+
+async def test_each_visit_is_one_row_exactly_once(store: Store, tmp_path: Path) -> None:
+    await ingest(store, tmp_path)
+    async with store.sessions() as s:
+        rows = {r.callid: r for r in (await s.execute(select(QueueCall))).scalars()}
+    assert {k: rows[k].kind for k in ("c1", "cb9", "dial-5")} == {
+        "c1": "inbound", "cb9": "callback", "dial-5": "outbound"}  # fmt: skip
+    c1, c4, c6, c7 = rows["c1"], rows["c4"], rows["c6"], rows["c7"]
+    assert (c1.outcome, c1.agent, c1.wait, c1.talk, c1.ended_by, c1.wrap) == (
+        "answered", "Alice", 10, 120, "caller", 5)  # fmt: skip
+    assert (c4.outcome, c4.wait, c4.left_position, c4.position) == ("abandoned", 45, 2, 2)
+    assert (c6.outcome, c6.wait) == ("key", 12) and c7.outcome == "waiting"
+    assert (c1.local_day, c1.local_minute, c1.local_week) == ("2026-12-03", 540, "2026-W49")
+    assert rows["c10"].local_day == "2026-12-04" and rows["c10"].local_minute == 30
+    # The rebuild (after an upgrade, or a new time zone) gives the same rows, once each.
+    assert await facts.rebuild(store, CENTRE) == len(rows)
+    async with store.sessions() as s:
+        again = {r.callid: r for r in (await s.execute(select(QueueCall))).scalars()}
+    assert {k: (v.outcome, v.wait, v.talk) for k, v in again.items()} == {
+        k: (v.outcome, v.wait, v.talk) for k, v in rows.items()}  # fmt: skip
+
+
+async def test_the_queue_report_of_a_day(store: Store, tmp_path: Path) -> None:
+    await ingest(store, tmp_path)
+    day = date(2026, 12, 3)
+    async with store.unit_of_work() as uow:
+        when = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+        uow.session.add(QueueRedirect(at=when, queue="support", reason="empty"))
+        uow.session.add(QueueRedirect(at=when, queue="support", reason="after_hours"))
+        uow.session.add(
+            CallbackRequest(
+                number="5550006",
+                queue="support",
+                source="queue",
+                requested_at=when,
+                state="done",
+                closed_at=when,
+            )
+        )
+    got = await kpi.queues(store, CENTRE, kpi.Period(day, day, "day"))
+    support = next(r for r in got["rows"] if r["queue"] == "support")
+    assert support == {
+        "queue": "support", "period": "2026-12-03", "offered": 7, "answered": 2,
+        "abandoned": 1, "short_abandoned": 1, "timeout": 1, "empty": 0, "left_with_key": 1,
+        "answered_within_sl": 1, "service_level": 0.5, "asa": 20.0, "max_wait": 60,
+        "p90_wait": 60, "avg_abandon_time": 45.0, "avg_talk": 90.0, "avg_wrap": 5.0,
+        "aht": 95.0,
+    }  # fmt: skip
+    sales = next(r for r in got["rows"] if r["queue"] == "sales")
+    assert (sales["offered"], sales["service_level"], sales["aht"]) == (1, 1.0, 200.0)
+    assert got["formula"].startswith("answered: answered within T / answered")
+    assert got["totals"]["support"] == {
+        "redirects": {"empty": 1, "after_hours": 1},
+        "callbacks_requested": 1,
+        "callbacks_completed": 1,
+    }
+    # The other formulas: over answered + abandoned (short ones out), or abandoned after T.
+    for formula, expected in (("offered", round(1 / 3, 4)), ("abandoned_after", round(1 / 3, 4))):
+        row = (await kpi.queues(store, CENTRE, kpi.Period(day, day, "day"), formula=formula,
+                                only=("support",)))["rows"][0]  # fmt: skip
+        assert row["service_level"] == expected, formula
+    with_short = await kpi.queues(store, CENTRE, kpi.Period(day, day), formula="offered",
+                                  include_short=True, only=("support",))  # fmt: skip
+    assert with_short["rows"][0]["service_level"] == round(1 / 4, 4)
+    # Per hour: 09:00 holds c1-c5, 10:00 c6 and c7.
+    hourly = await kpi.queues(store, CENTRE, kpi.Period(day, day, "60"), only=("support",))
+    assert [(r["period"], r["offered"]) for r in hourly["rows"]] == [
+        ("2026-12-03 09:00", 5), ("2026-12-03 10:00", 2)]  # fmt: skip
+    # The next day holds the 00:30 caller; a week holds both days.
+    week = await kpi.queues(store, CENTRE, kpi.Period(day, date(2026, 12, 4), "week"),
+                            only=("support",))  # fmt: skip
+    assert [(r["period"], r["offered"]) for r in week["rows"]] == [("2026-W49", 8)]
+
+
+async def test_bad_report_parameters_name_the_option(store: Store) -> None:
+    with pytest.raises(kpi.ReportError, match="--from"):
+        kpi.Period(date(2026, 12, 4), date(2026, 12, 3))
+    with pytest.raises(kpi.ReportError, match="--interval"):
+        kpi.Period(date(2026, 12, 3), date(2026, 12, 3), "7")
+    day = kpi.Period(date(2026, 12, 3), date(2026, 12, 3))
+    with pytest.raises(kpi.ReportError, match="--queue: no queue 'nope'"):
+        await kpi.queues(store, CENTRE, day, only=("nope",))
+    with pytest.raises(kpi.ReportError, match="--formula"):
+        await kpi.queues(store, CENTRE, day, formula="magic")
+    assert not (await kpi.queues(store, CENTRE, day))["rows"]  # an empty day: no rows
+    async with store.sessions() as s:
+        assert (await s.execute(select(col(QueueCall.id)))).first() is None
+
+
+def test_the_report_command_prints_exports_and_refuses_bad_input(tmp_path: Path) -> None:
+    """As an admin runs it: a day's queue report as JSON and CSV from a queue_log stored by the
+    real ingester; bad parameters give one clear line and exit 2, never a traceback."""
+    (tmp_path / "centre.yaml").write_text(
+        "timezone: Europe/Paris\nqueues:\n  - {name: support, service_level: 20, wrapup: 5}\n"
+        "  - {name: sales, service_level: 30}\n"
+    )
+    config = tmp_path / "t.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\ncentre_file = "centre.yaml"\n')
+    base = [sys.executable, "-m", "telephonist.cli.main", "--config", str(config), "report"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], capture_output=True, text=True, timeout=60,
+                              check=False, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+
+    first = run("queues", "--from", "2026-12-03")  # creates the database
+    assert first.returncode == 0, first.stderr
+    settings = load_settings(config)
+    store = Store(settings.database_url)
+
+    async def fill() -> None:
+        await store.migrate()
+        await ingest(store, tmp_path)
+        await store.close()
+
+    asyncio.run(fill())
+    shown = run("queues", "--from", "2026-12-03", "--json")
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert [(r["queue"], r["offered"], r["service_level"]) for r in report["rows"]] == [
+        ("sales", 1, 1.0), ("support", 7, 0.5)]  # fmt: skip
+    table = run("queues", "--from", "2026-12-03", "--queue", "support")
+    assert table.returncode == 0 and "50.0%" in table.stdout and "answered within T" in table.stdout
+    out = tmp_path / "day.csv"
+    exported = run("queues", "--from", "2026-12-03", "--interval", "60", "--csv", str(out))
+    assert exported.returncode == 0, exported.stderr
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["queue"], r["period"], r["offered"]) for r in rows][:2] == [
+        ("sales", "2026-12-03 11:00", "1"), ("support", "2026-12-03 09:00", "5")]  # fmt: skip
+    for args, message in (
+        (("--from", "2026-12-04", "--to", "2026-12-03"), "--from: 2026-12-04 is after --to"),
+        (("--queue", "nope"), "--queue: no queue 'nope'"),
+        (("--interval", "7"), "--interval: '7' is not one of"),
+        (("--from", "03/12/2026"), "--from: '03/12/2026' is not a day"),
+        (("--formula", "magic"), "--formula: 'magic' is not one of"),
+    ):
+        bad = run("queues", *args)
+        assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
+        assert "Traceback" not in bad.stderr
