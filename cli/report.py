@@ -15,10 +15,13 @@ from rich.table import Table
 
 from telephonist.cli.common import state, with_store
 from telephonist.core.files import ExportError, open_export
-from telephonist.reports import facts, kpi
+from telephonist.core.numbers import Numbering
+from telephonist.reports import abandoned, facts, kpi
 from telephonist.reports.kpi import ReportError
 
-app = typer.Typer(help="Reports: queues (service level, waits, abandons, handle time)...")
+app = typer.Typer(
+    help="Reports: queues (service level, waits, abandons, handle time), the abandoned calls."
+)
 
 FROM_HELP = "First day, YYYY-MM-DD in the centre's time zone (default: today)"
 TO_HELP = "Last day, YYYY-MM-DD (default: the first day)"
@@ -69,16 +72,7 @@ def queues(
 
     report = with_store(ctx, go, ReportError, ExportError)
     if csv_file is not None:
-        try:
-            with open_export(csv_file, "w", newline="") as fh:
-                rows = report["rows"]
-                writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["queue"])
-                writer.writeheader()
-                writer.writerows(rows)
-        except ExportError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-        typer.echo(f"{len(report['rows'])} rows -> {csv_file}")
+        _write_csv(csv_file, report["rows"])
         return
     if json_:
         typer.echo(json.dumps(report, indent=1))
@@ -114,10 +108,66 @@ def _print(report: dict[str, Any]) -> None:
         )
 
 
+@app.command("abandoned")
+def abandoned_(
+    ctx: typer.Context,
+    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
+    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
+    queue: Annotated[list[str] | None, typer.Option(help="Only this queue (repeatable)")] = None,
+    include_short: Annotated[
+        bool, typer.Option("--include-short", help="List short abandons too")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Write the rows to a CSV file")
+    ] = None,
+) -> None:
+    """Every caller who hung up waiting (or whom a redirect hung up on): when, where, after how
+    long, in which place — and what became of them: their callback task and its state, how
+    long until they were called back, whether they called again and were answered."""
+    centre = state(ctx).centre()
+    today = datetime.now(ZoneInfo(centre.timezone)).date()
+
+    async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
+        first = _day(from_, "--from", today)
+        period = kpi.Period(first, _day(to, "--to", first))
+        return await abandoned.abandoned(store, centre, period, only=tuple(queue or ()),
+                                         include_short=include_short)  # fmt: skip
+
+    rows = with_store(ctx, go, ReportError)
+    if csv_file is not None:
+        _write_csv(csv_file, rows)
+        return
+    if json_:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"Abandoned calls ({centre.timezone})")
+    keys = ["time", "queue", "caller", "how", "wait", "position", "callback", "callback_state",
+            "called_back_after", "answered_again"]  # fmt: skip
+    for key in keys:
+        table.add_column(key.replace("_", " "))
+    for row in rows:
+        table.add_row(*("" if row[k] is None else str(row[k]) for k in keys))
+    Console().print(table)
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    try:
+        with open_export(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["time"])
+            writer.writeheader()
+            writer.writerows(rows)
+    except ExportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{len(rows)} rows -> {path}")
+
+
 @app.command("rebuild")
 def rebuild(ctx: typer.Context) -> None:
     """Build the queue visits again from the stored queue_log (after an upgrade, or a change
     of the centre's time zone)."""
-    centre = state(ctx).centre()
-    n = with_store(ctx, lambda store, _: facts.rebuild(store, centre), ReportError)
+    st = state(ctx)
+    centre, numbering = st.centre(), Numbering(st.settings().dialer.region)
+    n = with_store(ctx, lambda store, _: facts.rebuild(store, centre, numbering), ReportError)
     typer.echo(f"{n} queue visits")

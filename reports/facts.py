@@ -26,6 +26,7 @@ from sqlmodel import col
 
 from telephonist.core.centre import Centre
 from telephonist.core.models import QueueCall, QueueLogEntry
+from telephonist.core.numbers import NumberError, Numbering
 from telephonist.core.storage import Store, UnitOfWork
 
 log = logging.getLogger("telephonist.reports")
@@ -55,9 +56,18 @@ def local_place(at: datetime, zone: ZoneInfo) -> tuple[str, int, str]:
 class QueueCallBuilder:
     """A queue_log hook: each line changes the visit it belongs to (see the module)."""
 
-    def __init__(self, centre: Centre) -> None:
+    def __init__(self, centre: Centre, numbering: Numbering | None = None) -> None:
         self.zone = ZoneInfo(centre.timezone)
         self.wrapups = {q.name: q.wrapup for q in centre.queues}
+        self.numbering = numbering or Numbering()
+        """Callers are stored as the centre's customer key (core/numbers.py): the abandoned
+        list finds their callback tasks, first-contact resolution their next calls."""
+
+    def caller(self, raw: str) -> str:
+        try:
+            return self.numbering.identity(raw)[:80]
+        except NumberError:
+            return raw[:80]
 
     async def __call__(self, uow: UnitOfWork, entries: list[QueueLogEntry]) -> None:
         await self.apply(uow.session, entries)
@@ -96,7 +106,7 @@ class QueueCallBuilder:
         day, minute, week = local_place(e.time, self.zone)
         s.add(
             QueueCall(
-                callid=e.callid, queue=e.queue, kind=kind, caller=e.data2[:80],
+                callid=e.callid, queue=e.queue, kind=kind, caller=self.caller(e.data2),
                 entered_at=e.time, local_day=day, local_minute=minute, local_week=week,
                 position=_int(e.data3),
             )
@@ -147,11 +157,13 @@ async def _placed(s: AsyncSession, callid: str) -> bool:
     return found.first() is not None
 
 
-async def rebuild(store: Store, centre: Centre, batch: int = 5000) -> int:
+async def rebuild(
+    store: Store, centre: Centre, numbering: Numbering | None = None, batch: int = 5000
+) -> int:
     """Build the visits from the queue_log lines already stored (after an upgrade, or a
     change of the centre's time zone: the day and minute are placed again). Short
     transactions of ``batch`` lines; returns how many visits there are."""
-    builder = QueueCallBuilder(centre)
+    builder = QueueCallBuilder(centre, numbering)
     async with store.unit_of_work() as uow:
         await uow.session.execute(QueueCall.__table__.delete())  # type: ignore[attr-defined]
     last = 0

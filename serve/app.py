@@ -127,7 +127,7 @@ class Service:
         if self.queue_log is not None:
             self.queue_log.hooks.append(calls.on_queue_log)
             # Each visit to a queue, for the reports (reports/facts.py).
-            self.queue_log.hooks.append(QueueCallBuilder(self.centre))
+            self.queue_log.hooks.append(QueueCallBuilder(self.centre, policy.numbering))
         routes["acd-redirect"] = self.acd.redirect
         routes["queue"] = self.acd.line
         routes["queue-callback"] = QueueCallbackRoute(

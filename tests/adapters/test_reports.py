@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,10 +18,10 @@ from sqlmodel import col
 
 from telephonist.acd.queue_log import QueueLogIngester
 from telephonist.core.centre import Centre
-from telephonist.core.models import CallbackRequest, QueueCall, QueueRedirect
+from telephonist.core.models import CallbackAttempt, CallbackRequest, QueueCall, QueueRedirect
 from telephonist.core.settings import load_settings
 from telephonist.core.storage import Store
-from telephonist.reports import facts, kpi
+from telephonist.reports import abandoned, facts, kpi
 
 CENTRE = Centre.model_validate(
     {
@@ -77,9 +77,9 @@ LINES = [
 ]
 
 
-async def ingest(store: Store, tmp_path: Path) -> None:
+async def ingest(store: Store, tmp_path: Path, extra: tuple[tuple[object, ...], ...] = ()) -> None:
     path = tmp_path / "queue_log"
-    path.write_text("".join("|".join(map(str, line)) + "\n" for line in LINES))
+    path.write_text("".join("|".join(map(str, line)) + "\n" for line in [*LINES, *extra]))
     ingester = QueueLogIngester(path, store)
     ingester.hooks.append(facts.QueueCallBuilder(CENTRE))
     await ingester.ingest_once()
@@ -213,6 +213,12 @@ def test_the_report_command_prints_exports_and_refuses_bad_input(tmp_path: Path)
         rows = list(csv.DictReader(fh))
     assert [(r["queue"], r["period"], r["offered"]) for r in rows][:2] == [
         ("sales", "2026-12-03 11:00", "1"), ("support", "2026-12-03 09:00", "5")]  # fmt: skip
+    listed = run("abandoned", "--from", "2026-12-03", "--json", "--include-short")
+    assert listed.returncode == 0, listed.stderr
+    assert [(r["caller"], r["how"], r["wait"]) for r in json.loads(listed.stdout)] == [
+        ("5550003", "short_abandon", 3), ("5550004", "abandoned", 45)]  # fmt: skip
+    bad_queue = run("abandoned", "--queue", "nope")
+    assert bad_queue.returncode == 2 and "--queue: no queue 'nope'" in bad_queue.stderr
     for args, message in (
         (("--from", "2026-12-04", "--to", "2026-12-03"), "--from: 2026-12-04 is after --to"),
         (("--queue", "nope"), "--queue: no queue 'nope'"),
@@ -223,3 +229,73 @@ def test_the_report_command_prints_exports_and_refuses_bad_input(tmp_path: Path)
         bad = run("queues", *args)
         assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
         assert "Traceback" not in bad.stderr
+
+
+async def test_the_abandoned_list_says_what_became_of_each_caller(
+    store: Store, tmp_path: Path
+) -> None:
+    """c4 hung up after 45 s (second in line): their missed-call task was placed and answered
+    10 minutes later, and they called again at 12:00 and were answered. c3's short abandon is
+    listed only when asked for. A caller a redirect hung up on is listed with its reason."""
+    again = ((at(180), "c11", "support", "NONE", "ENTERQUEUE", "", "5550004", "1"),
+             (at(180) + 4, "c11", "support", "Bob", "CONNECT", "4", "b2", "2"))  # fmt: skip
+    await ingest(store, tmp_path, again)
+    left = datetime.fromtimestamp(at(20) + 45, UTC)
+    async with store.unit_of_work() as uow:
+        task = CallbackRequest(number="5550004", queue="support", source="abandoned",
+                               requested_at=left, state="done", closed_at=left)  # fmt: skip
+        uow.session.add(task)
+        uow.session.add(
+            CallbackRequest(
+                number="5550004",
+                queue="support",
+                source="ivr",
+                requested_at=datetime(2026, 11, 1, tzinfo=UTC),
+                state="done",
+                closed_at=datetime(2026, 11, 1, tzinfo=UTC),
+            )
+        )
+        await uow.session.flush()
+        uow.session.add(
+            CallbackAttempt(
+                callback_id=task.id or 0,
+                attempt=1,
+                outcome="no_answer",
+                started_at=left,
+                connected_at=left,
+            )
+        )
+        uow.session.add(
+            CallbackAttempt(
+                callback_id=task.id or 0,
+                attempt=2,
+                outcome="answered",
+                started_at=left,
+                connected_at=left + timedelta(minutes=10),
+            )
+        )
+        uow.session.add(
+            QueueRedirect(
+                at=datetime(2026, 12, 3, 17, 0, tzinfo=UTC),
+                queue="support",
+                reason="after_hours",
+                destination="hangup",
+                caller_number="5550012",
+            )
+        )
+    day = kpi.Period(date(2026, 12, 3), date(2026, 12, 3))
+    rows = await abandoned.abandoned(store, CENTRE, day)
+    assert rows == [
+        {"time": "2026-12-03 09:20:45", "queue": "support", "caller": "5550004",
+         "how": "abandoned", "wait": 45, "position": 2, "callback": task.id,
+         "callback_state": "done", "callback_source": "abandoned", "called_back_after": 600,
+         "answered_again": "2026-12-03 12:00:00"},
+        {"time": "2026-12-03 18:00:00", "queue": "support", "caller": "5550012",
+         "how": "hangup:after_hours", "wait": None, "position": None, "callback": None,
+         "callback_state": None, "callback_source": None, "called_back_after": None,
+         "answered_again": None},
+    ]  # fmt: skip
+    with_short = await abandoned.abandoned(store, CENTRE, day, include_short=True)
+    assert [(r["caller"], r["how"]) for r in with_short][:2] == [
+        ("5550003", "short_abandon"), ("5550004", "abandoned")]  # fmt: skip
+    assert await abandoned.abandoned(store, CENTRE, day, only=("sales",)) == []
