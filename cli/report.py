@@ -16,7 +16,7 @@ from rich.table import Table
 from telephonist.cli.common import state, with_store
 from telephonist.core.files import ExportError, open_export
 from telephonist.core.numbers import Numbering
-from telephonist.reports import abandoned, facts, kpi
+from telephonist.reports import abandoned, agents, facts, kpi
 from telephonist.reports.kpi import ReportError
 
 app = typer.Typer(
@@ -161,6 +161,54 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"{len(rows)} rows -> {path}")
+
+
+@app.command("agents")
+def agents_(
+    ctx: typer.Context,
+    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
+    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
+    agent: Annotated[list[str] | None, typer.Option(help="Only this agent (repeatable)")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Write the rows to a CSV file")
+    ] = None,
+) -> None:
+    """Per agent: logged-in and paused time (by reason), calls answered, rings not answered,
+    talk, wrap-up, average handle time, occupancy, outbound dials and dispositions."""
+    centre = state(ctx).centre()
+    today = datetime.now(ZoneInfo(centre.timezone)).date()
+
+    async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
+        first = _day(from_, "--from", today)
+        period = kpi.Period(first, _day(to, "--to", first))
+        return await agents.agents(store, centre, period, only=tuple(agent or ()))
+
+    rows = with_store(ctx, go, ReportError)
+    if csv_file is not None:
+        flat = [{**r, "paused_by_reason": json.dumps(r["paused_by_reason"]),
+                 "dispositions": json.dumps(r["dispositions"])} for r in rows]  # fmt: skip
+        _write_csv(csv_file, flat)
+        return
+    if json_:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"Agents ({centre.timezone})")
+    keys = ["agent", "logged_in", "paused", "answered", "rings_unanswered", "talk", "wrap",
+            "aht", "occupancy", "outbound_dials"]  # fmt: skip
+    for key in keys:
+        table.add_column(key.replace("_", " "), justify="left" if key == "agent" else "right")
+    for row in rows:
+        cells = [_hms(row[k]) if k in ("logged_in", "paused", "talk", "wrap") else
+                 f"{row[k]:.1%}" if k == "occupancy" and row[k] is not None else
+                 "" if row[k] is None else str(row[k]) for k in keys]  # fmt: skip
+        table.add_row(*cells)
+    Console().print(table)
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 @app.command("rebuild")

@@ -23,7 +23,7 @@ requested and completed for the queue.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,9 +57,10 @@ class Period:
             )
 
     def utc_range(self, zone: ZoneInfo) -> tuple[datetime, datetime]:
-        """[first 00:00, the day after last 00:00) in ``zone``, as instants."""
-        start = datetime.combine(self.first, time(0), zone)
-        end = datetime.combine(self.last + timedelta(days=1), time(0), zone)
+        """[first 00:00, the day after last 00:00) in ``zone``, as UTC instants (SQLite
+        compares the stored UTC text: a bound local time would be read as UTC)."""
+        start = datetime.combine(self.first, time(0), zone).astimezone(UTC)
+        end = datetime.combine(self.last + timedelta(days=1), time(0), zone).astimezone(UTC)
         return start, end
 
 

@@ -18,10 +18,19 @@ from sqlmodel import col
 
 from telephonist.acd.queue_log import QueueLogIngester
 from telephonist.core.centre import Centre
-from telephonist.core.models import CallbackAttempt, CallbackRequest, QueueCall, QueueRedirect
+from telephonist.core.models import (
+    AgentLogin,
+    AgentPause,
+    CallbackAttempt,
+    CallbackRequest,
+    CampaignLead,
+    DialAttempt,
+    QueueCall,
+    QueueRedirect,
+)
 from telephonist.core.settings import load_settings
 from telephonist.core.storage import Store
-from telephonist.reports import abandoned, facts, kpi
+from telephonist.reports import abandoned, agents, facts, kpi
 
 CENTRE = Centre.model_validate(
     {
@@ -29,6 +38,11 @@ CENTRE = Centre.model_validate(
         "queues": [
             {"name": "support", "service_level": 20, "wrapup": 5},
             {"name": "sales", "service_level": 30},
+        ],
+        "agents": [
+            {"id": "alice", "name": "Alice", "extension": "2001", "skills": {"support": 0}},
+            {"id": "bob", "name": "Bob", "extension": "2002", "skills": {"support": 0}},
+            {"id": "carol", "name": "Carol", "extension": "2003", "skills": {"sales": 0}},
         ],
     }
 )
@@ -179,6 +193,7 @@ def test_the_report_command_prints_exports_and_refuses_bad_input(tmp_path: Path)
     (tmp_path / "centre.yaml").write_text(
         "timezone: Europe/Paris\nqueues:\n  - {name: support, service_level: 20, wrapup: 5}\n"
         "  - {name: sales, service_level: 30}\n"
+        "agents:\n  - {id: alice, name: Alice, extension: '2001', skills: {support: 0}}\n"
     )
     config = tmp_path / "t.toml"
     config.write_text(f'data_dir = "{tmp_path / "data"}"\ncentre_file = "centre.yaml"\n')
@@ -217,6 +232,12 @@ def test_the_report_command_prints_exports_and_refuses_bad_input(tmp_path: Path)
     assert listed.returncode == 0, listed.stderr
     assert [(r["caller"], r["how"], r["wait"]) for r in json.loads(listed.stdout)] == [
         ("5550003", "short_abandon", 3), ("5550004", "abandoned", 45)]  # fmt: skip
+    by_agent = run("agents", "--from", "2026-12-03", "--json")
+    assert by_agent.returncode == 0, by_agent.stderr
+    assert [(r["agent"], r["answered"], r["talk"]) for r in json.loads(by_agent.stdout)] == [
+        ("alice", 2, 120)]  # fmt: skip
+    bad_agent = run("agents", "--agent", "dave")
+    assert bad_agent.returncode == 2 and "--agent: no agent 'dave'" in bad_agent.stderr
     bad_queue = run("abandoned", "--queue", "nope")
     assert bad_queue.returncode == 2 and "--queue: no queue 'nope'" in bad_queue.stderr
     for args, message in (
@@ -299,3 +320,66 @@ async def test_the_abandoned_list_says_what_became_of_each_caller(
     assert [(r["caller"], r["how"]) for r in with_short][:2] == [
         ("5550003", "short_abandon"), ("5550004", "abandoned")]  # fmt: skip
     assert await abandoned.abandoned(store, CENTRE, day, only=("sales",)) == []
+
+
+async def test_what_each_agent_did(store: Store, tmp_path: Path) -> None:
+    rings = ((at(3), "c2x", "support", "Bob", "RINGNOANSWER", "15000"),
+             (at(4), "c2y", "support", "Bob", "RINGNOANSWER", "15000"))  # fmt: skip
+    await ingest(store, tmp_path, rings)
+    utc = lambda h, m=0: datetime(2026, 12, 3, h, m, tzinfo=UTC)  # noqa: E731
+    async with store.unit_of_work() as uow:
+        uow.session.add(
+            AgentLogin(agent="alice", queues="support", logged_in_at=utc(8), logged_out_at=utc(12))
+        )
+        # Bob logged in the evening before (Paris midnight is 23:00 UTC) and is still in.
+        uow.session.add(
+            AgentLogin(
+                agent="bob", queues="support", logged_in_at=datetime(2026, 12, 2, 20, 0, tzinfo=UTC)
+            )
+        )
+        uow.session.add(
+            AgentPause(
+                agent="alice",
+                reason="lunch",
+                started_at=utc(10),
+                ended_at=utc(10, 30),
+                seconds=1800,
+            )
+        )
+        uow.session.add(
+            AgentPause(
+                agent="alice", reason="break", started_at=utc(11), ended_at=utc(11, 10), seconds=600
+            )
+        )
+        lead = CampaignLead(campaign_id=1, contact_id=1, state="done", disposition="sale")
+        uow.session.add(lead)
+        await uow.session.flush()
+        uow.session.add(
+            DialAttempt(
+                campaign_id=1,
+                lead_id=lead.id or 0,
+                number="+12125550101",
+                attempt=1,
+                started_at=utc(11),
+                outcome="answered",
+                agent="Carol",
+            )
+        )
+    day = kpi.Period(date(2026, 12, 3), date(2026, 12, 3))
+    rows = {r["agent"]: r for r in await agents.agents(store, CENTRE, day, now=utc(12))}
+    alice, bob, carol = rows["alice"], rows["bob"], rows["carol"]
+    assert (alice["logged_in"], alice["paused"]) == (14400.0, 2400.0)
+    assert alice["paused_by_reason"] == {"lunch": 1800.0, "break": 600.0}
+    # c1 (inbound: 120 s talk, 5 s wrap-up) and the callback cb9 (answered, not ended yet).
+    assert (alice["answered"], alice["answered_inbound"], alice["talk"], alice["wrap"]) == (
+        2, 1, 120, 5)  # fmt: skip
+    assert alice["aht"] == 125.0 and alice["occupancy"] == round(125 / 12000, 4)
+    assert (bob["logged_in"], bob["rings_unanswered"], bob["answered"], bob["aht"]) == (
+        13 * 3600.0, 2, 1, 65.0)  # fmt: skip
+    assert (carol["outbound_dials"], carol["dispositions"], carol["occupancy"]) == (
+        1,
+        {"sale": 1},
+        None,
+    )  # fmt: skip  (never logged in: no occupancy)
+    with pytest.raises(kpi.ReportError, match="--agent: no agent 'dave'"):
+        await agents.agents(store, CENTRE, day, only=("dave",))

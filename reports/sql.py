@@ -1,0 +1,66 @@
+"""The few SQL functions the reports need that SQLite and PostgreSQL spell differently.
+
+- :class:`epoch` — seconds since 1970 of a timestamp (fractions kept), so durations are a
+  subtraction on both databases;
+- :class:`greatest` / :class:`least` — of two values (SQLite's two-argument ``max``/``min``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Float
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+
+class epoch(FunctionElement[float]):
+    type = Float()
+    inherit_cache = True
+    name = "epoch"
+
+
+@compiles(epoch, "sqlite")
+def _epoch_sqlite(element: epoch, compiler: Any, **kw: Any) -> str:
+    (arg,) = list(element.clauses)
+    return f"((julianday({compiler.process(arg, **kw)}) - 2440587.5) * 86400.0)"
+
+
+@compiles(epoch, "postgresql")
+def _epoch_pg(element: epoch, compiler: Any, **kw: Any) -> str:
+    (arg,) = list(element.clauses)
+    return f"EXTRACT(EPOCH FROM {compiler.process(arg, **kw)})"
+
+
+class greatest(FunctionElement[Any]):
+    inherit_cache = True
+    name = "greatest"
+
+
+class least(FunctionElement[Any]):
+    inherit_cache = True
+    name = "least"
+
+
+def _two(element: FunctionElement[Any], compiler: Any, name: str, **kw: Any) -> str:
+    return f"{name}({', '.join(compiler.process(c, **kw) for c in element.clauses)})"
+
+
+@compiles(greatest, "sqlite")
+def _greatest_sqlite(element: greatest, compiler: Any, **kw: Any) -> str:
+    return _two(element, compiler, "max", **kw)
+
+
+@compiles(greatest, "postgresql")
+def _greatest_pg(element: greatest, compiler: Any, **kw: Any) -> str:
+    return _two(element, compiler, "GREATEST", **kw)
+
+
+@compiles(least, "sqlite")
+def _least_sqlite(element: least, compiler: Any, **kw: Any) -> str:
+    return _two(element, compiler, "min", **kw)
+
+
+@compiles(least, "postgresql")
+def _least_pg(element: least, compiler: Any, **kw: Any) -> str:
+    return _two(element, compiler, "LEAST", **kw)
