@@ -16,7 +16,7 @@ from rich.table import Table
 from telephonist.cli.common import state, with_store
 from telephonist.core.files import ExportError, open_export
 from telephonist.core.numbers import Numbering
-from telephonist.reports import abandoned, agents, facts, kpi
+from telephonist.reports import abandoned, agents, facts, fcr, kpi
 from telephonist.reports.kpi import ReportError
 
 app = typer.Typer(
@@ -203,6 +203,50 @@ def agents_(
                  f"{row[k]:.1%}" if k == "occupancy" and row[k] is not None else
                  "" if row[k] is None else str(row[k]) for k in keys]  # fmt: skip
         table.add_row(*cells)
+    Console().print(table)
+
+
+@app.command("fcr")
+def fcr_(
+    ctx: typer.Context,
+    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
+    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
+    queue: Annotated[list[str] | None, typer.Option(help="Only this queue (repeatable)")] = None,
+    days: Annotated[
+        int | None, typer.Option(help="Called again within this many days (reports.fcr_days)")
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Write the repeat callers to a CSV file")
+    ] = None,
+) -> None:
+    """First-contact resolution: the share of answered callers who did not call again within
+    the days, and the repeat callers."""
+    centre = state(ctx).centre()
+    today = datetime.now(ZoneInfo(centre.timezone)).date()
+
+    async def go(store: Any, centre_: Any) -> dict[str, Any]:
+        first = _day(from_, "--from", today)
+        period = kpi.Period(first, _day(to, "--to", first))
+        return await fcr.fcr(store, centre, period, only=tuple(queue or ()), days=days)
+
+    result = with_store(ctx, go, ReportError)
+    if csv_file is not None:
+        _write_csv(csv_file, result["repeat_callers"])
+        return
+    if json_:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    share = "n/a" if result["fcr"] is None else f"{result['fcr']:.1%}"
+    typer.echo(
+        f"first-contact resolution ({result['days']} days): {share} — "
+        f"{result['resolved']} of {result['answered']} answered callers did not call again"
+    )
+    table = Table(title="Repeat callers")
+    for key in ("time", "queue", "caller", "agent", "called_again"):
+        table.add_column(key.replace("_", " "))
+    for row in result["repeat_callers"]:
+        table.add_row(*(str(v) for v in row.values()))
     Console().print(table)
 
 

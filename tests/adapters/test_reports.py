@@ -30,7 +30,7 @@ from telephonist.core.models import (
 )
 from telephonist.core.settings import load_settings
 from telephonist.core.storage import Store
-from telephonist.reports import abandoned, agents, facts, kpi
+from telephonist.reports import abandoned, agents, facts, fcr, kpi
 
 CENTRE = Centre.model_validate(
     {
@@ -236,6 +236,10 @@ def test_the_report_command_prints_exports_and_refuses_bad_input(tmp_path: Path)
     assert by_agent.returncode == 0, by_agent.stderr
     assert [(r["agent"], r["answered"], r["talk"]) for r in json.loads(by_agent.stdout)] == [
         ("alice", 2, 120)]  # fmt: skip
+    resolved = run("fcr", "--from", "2026-12-03")
+    assert resolved.returncode == 0 and "100.0%" in resolved.stdout, resolved.stderr
+    bad_days = run("fcr", "--days", "400")
+    assert bad_days.returncode == 2 and "--days: 400 is not 1 to 90" in bad_days.stderr
     bad_agent = run("agents", "--agent", "dave")
     assert bad_agent.returncode == 2 and "--agent: no agent 'dave'" in bad_agent.stderr
     bad_queue = run("abandoned", "--queue", "nope")
@@ -383,3 +387,29 @@ async def test_what_each_agent_did(store: Store, tmp_path: Path) -> None:
     )  # fmt: skip  (never logged in: no occupancy)
     with pytest.raises(kpi.ReportError, match="--agent: no agent 'dave'"):
         await agents.agents(store, CENTRE, day, only=("dave",))
+
+
+async def test_first_contact_resolution_and_the_repeat_callers(
+    store: Store, tmp_path: Path
+) -> None:
+    """Answered on the 3rd: 5550001 (c1), 5550002 (c2), 5550008 (c8). 5550001 calls again the
+    same day (and hangs up); 5550002 eight days later: inside a 10-day window, not a 7-day one."""
+    again = (
+        (at(240), "c12", "support", "NONE", "ENTERQUEUE", "", "5550001", "1"),
+        (at(240) + 30, "c12", "support", "NONE", "ABANDON", "1", "1", "30"),
+        (at(8 * 24 * 60), "c13", "sales", "NONE", "ENTERQUEUE", "", "5550002", "1"),
+    )
+    await ingest(store, tmp_path, again)
+    day = kpi.Period(date(2026, 12, 3), date(2026, 12, 3))
+    week = await fcr.fcr(store, CENTRE, day)
+    assert (week["days"], week["answered"], week["resolved"], week["fcr"]) == (
+        7, 3, 2, round(2 / 3, 4))  # fmt: skip
+    assert week["repeat_callers"] == [{"time": "2026-12-03 09:00:00", "queue": "support",
+                                       "caller": "5550001", "agent": "Alice",
+                                       "called_again": 1}]  # fmt: skip
+    ten = await fcr.fcr(store, CENTRE, day, days=10)
+    assert [r["caller"] for r in ten["repeat_callers"]] == ["5550001", "5550002"]
+    sales = await fcr.fcr(store, CENTRE, day, only=("sales",))
+    assert (sales["answered"], sales["fcr"]) == (1, 1.0)
+    with pytest.raises(kpi.ReportError, match="--days"):
+        await fcr.fcr(store, CENTRE, day, days=365)

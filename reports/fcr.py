@@ -1,0 +1,72 @@
+"""First-contact resolution: of the callers answered in a period, the share who did not call
+again within ``reports.fcr_days`` days (default 7), and the list of those who did.
+
+Callers are the centre's customer key (``+33612345678`` and ``0612345678`` are one); a
+caller with no number is left out (nobody can tell whether they called again). A call again
+is any inbound visit to any queue after the answered one, answered or not, within the days.
+Counted in SQL (each answered visit with the count of later visits in the window); only
+the repeat callers are listed row by row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, select
+
+from telephonist.core.centre import Centre
+from telephonist.core.models import QueueCall, as_utc
+from telephonist.core.storage import Store
+from telephonist.reports.kpi import Period, ReportError
+from telephonist.reports.sql import epoch
+
+
+async def fcr(
+    store: Store, centre: Centre, period: Period, *, only: tuple[str, ...] = (),
+    days: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    for name in only:
+        if name not in centre.queue_names:
+            raise ReportError(f"--queue: no queue {name!r}")
+    days = days or centre.reports.fcr_days
+    if not 1 <= days <= 90:
+        raise ReportError(f"--days: {days} is not 1 to 90")
+    zone = ZoneInfo(centre.timezone)
+    start, end = period.utc_range(zone)
+    c = QueueCall.__table__.c  # type: ignore[attr-defined]
+    later = QueueCall.__table__.alias("later").c  # type: ignore[attr-defined]
+    gap = epoch(later.entered_at) - epoch(c.entered_at)
+    again = (
+        select(func.count())
+        .where(and_(later.caller == c.caller, later.kind == "inbound", later.id != c.id,
+                    gap > 0, gap <= days * 86400))
+        .scalar_subquery()
+    )  # fmt: skip
+    answered = and_(
+        c.kind == "inbound", c.outcome == "answered", c.caller != "",
+        c.entered_at >= start, c.entered_at < end,
+        c.queue.in_(only) if only else c.queue.is_not(None),
+    )  # fmt: skip
+    counts = select(func.count(), func.coalesce(func.sum(case((again > 0, 1), else_=0)), 0))
+    listed = (
+        select(c.entered_at, c.queue, c.caller, c.agent, again.label("again"))
+        .where(and_(answered, again > 0))
+        .order_by(c.entered_at)
+    )
+    async with store.sessions() as s:
+        total, repeated = (await s.execute(counts.where(answered))).one()
+        repeats = list((await s.execute(listed)).mappings())
+    total, repeated = int(total), int(repeated)
+    return {
+        "days": days,
+        "answered": total,
+        "resolved": total - repeated,
+        "fcr": round((total - repeated) / total, 4) if total else None,
+        "repeat_callers": [
+            {"time": as_utc(r["entered_at"]).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+             "queue": r["queue"], "caller": r["caller"], "agent": r["agent"],
+             "called_again": int(r["again"])}
+            for r in repeats
+        ],
+    }  # fmt: skip
