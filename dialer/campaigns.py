@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -25,9 +25,10 @@ from telephonist.core.models import (
     Contact,
     ContactList,
     DialAttempt,
-    QueueLogEntry,
+    QueueCall,
     as_utc,
 )
+from telephonist.core.sql import epoch, greatest, least
 from telephonist.core.storage import Store
 from telephonist.dialer import pacing, rules
 from telephonist.dialer.engine import due_leads, load_leads
@@ -173,66 +174,85 @@ async def next_lead(store: Store, c: Campaign, now: datetime | None = None) -> D
 
 async def stats(store: Store, name: str, now: datetime | None = None) -> dict[str, Any]:
     """Dials, connects, abandons (the rate over the jurisdiction's period, with the estimated
-    AMD false positives), talk and agent time, occupancy, outcomes and leads."""
+    AMD false positives), talk and agent time, occupancy, outcomes and leads — each an SQL
+    aggregate (a campaign of a year is not loaded into memory)."""
     now = now or datetime.now(UTC)
+    da = DialAttempt.__table__.c  # type: ignore[attr-defined]
+    ld = CampaignLead.__table__.c  # type: ignore[attr-defined]
+    qc = QueueCall.__table__.c  # type: ignore[attr-defined]
+    lg = AgentLogin.__table__.c  # type: ignore[attr-defined]
     async with store.sessions() as s:
         c = await get(s, name)
         period = rules.JURISDICTIONS[c.jurisdiction].period
-        attempts = list(
-            (
-                await s.execute(select(DialAttempt).where(col(DialAttempt.campaign_id) == c.id))
-            ).scalars()
+        outcome = func.coalesce(func.nullif(da.outcome, ""), "in progress")
+        by_outcome = {
+            str(k): int(n)
+            for k, n in await s.execute(
+                select(outcome, func.count()).where(da.campaign_id == c.id).group_by(outcome)
+            )
+        }
+        by_lead = {
+            str(k): int(n)
+            for k, n in await s.execute(
+                select(ld.state, func.count()).where(ld.campaign_id == c.id).group_by(ld.state)
+            )
+        }
+        since = now - period
+        recent = and_(da.campaign_id == c.id, da.started_at >= since)
+        live, abandoned, machines, first = (
+            await s.execute(
+                select(
+                    func.coalesce(func.sum(case((da.outcome.in_(("answered", "abandoned")), 1),
+                                                else_=0)), 0),
+                    func.coalesce(func.sum(case((da.outcome == "abandoned", 1), else_=0)), 0),
+                    func.coalesce(func.sum(case((da.outcome == "machine", 1), else_=0)), 0),
+                    select(func.min(da.started_at))
+                    .where(da.campaign_id == c.id)
+                    .scalar_subquery(),
+                ).where(recent)
+            )
+        ).one()  # fmt: skip
+        calls = select(literal("dial-") + cast(da.id, String)).where(da.campaign_id == c.id)
+        talk = (
+            await s.execute(
+                select(func.coalesce(func.sum(qc.talk), 0))
+                .where(and_(qc.kind == "outbound", qc.queue == c.queue))
+                .where(qc.callid.in_(calls))
+            )
+        ).scalar_one()
+        # Agents logged in to the campaign's queue, from its first call until now.
+        start = as_utc(first) if first is not None else now
+        in_queue = or_(
+            lg.queues == c.queue,
+            lg.queues.like(f"{c.queue},%"),
+            lg.queues.like(f"%,{c.queue}"),
+            lg.queues.like(f"%,{c.queue},%"),
         )
-        leads = list(
-            (
-                await s.execute(select(CampaignLead).where(col(CampaignLead.campaign_id) == c.id))
-            ).scalars()
-        )
-        completes = list(
-            (
-                await s.execute(
-                    select(QueueLogEntry)
-                    .where(col(QueueLogEntry.callid).like("dial-%"))
-                    .where(col(QueueLogEntry.event).in_(("COMPLETECALLER", "COMPLETEAGENT")))
-                    .where(col(QueueLogEntry.queue) == c.queue)
-                )
-            ).scalars()
-        )
-        logins = list((await s.execute(select(AgentLogin))).scalars())
-    mine = {f"dial-{a.id}" for a in attempts}
-    talk = sum(int(e.data2) for e in completes if e.callid in mine and e.data2.isdigit())
-    first = min((as_utc(x.started_at) for x in attempts), default=now)
-    logged = 0.0
-    for login in logins:
-        if c.queue not in login.queues.split(","):
-            continue
-        since = max(as_utc(login.logged_in_at), first)
-        until = min(as_utc(login.logged_out_at) if login.logged_out_at else now, now)
-        logged += max(0.0, (until - since).total_seconds())
-    recent = [a for a in attempts if as_utc(a.started_at) >= now - period]
-    live = sum(a.outcome in ("answered", "abandoned") for a in recent)
-    abandoned = sum(a.outcome == "abandoned" for a in recent)
-    machines = sum(a.outcome == "machine" for a in recent)
-    rate, fp_estimate = rules.abandon_rate(abandoned, live, machines, c.amd_false_positive)
-    by_outcome: dict[str, int] = {}
-    for a in attempts:
-        by_outcome[a.outcome or "in progress"] = by_outcome.get(a.outcome or "in progress", 0) + 1
-    by_lead: dict[str, int] = {}
-    for lead in leads:
-        by_lead[lead.state] = by_lead.get(lead.state, 0) + 1
+        until = least(func.coalesce(lg.logged_out_at, now), now)
+        logged = (
+            await s.execute(
+                select(func.coalesce(func.sum(epoch(until) - epoch(greatest(lg.logged_in_at,
+                                                                            start))), 0))
+                .where(and_(in_queue, lg.logged_in_at < now,
+                            or_(lg.logged_out_at.is_(None), lg.logged_out_at > start)))
+            )
+        ).scalar_one()  # fmt: skip
+    rate, fp_estimate = rules.abandon_rate(int(abandoned), int(live), int(machines),
+                                           c.amd_false_positive)  # fmt: skip
+    logged = max(0.0, float(logged))
     return {
         "campaign": c.name,
         "state": c.state,
         "mode": c.mode,
-        "dials": len(attempts),
+        "dials": sum(by_outcome.values()),
         "connects": by_outcome.get("answered", 0),
         "abandoned": by_outcome.get("abandoned", 0),
         "abandon_rate": round(rate, 4),
         "abandon_period": f"{c.jurisdiction}: {period}",
         "amd_false_positives_estimated": round(fp_estimate, 2),
-        "talk_seconds": talk,
+        "talk_seconds": int(talk),
         "agent_seconds": round(logged, 1),
-        "occupancy": round(talk / logged, 4) if logged else 0.0,
+        "occupancy": round(int(talk) / logged, 4) if logged else 0.0,
         "outcomes": by_outcome,
         "leads": by_lead,
     }

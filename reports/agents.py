@@ -28,9 +28,9 @@ from telephonist.core.models import (
     QueueCall,
     QueueLogEntry,
 )
+from telephonist.core.sql import epoch, greatest, least
 from telephonist.core.storage import Store
 from telephonist.reports.kpi import Period, ReportError
-from telephonist.reports.sql import epoch, greatest, least
 
 
 def _clipped(start_col: Any, end_col: Any, start: datetime, end: datetime) -> Any:

@@ -17,9 +17,9 @@ from sqlalchemy import and_, case, func, select
 
 from telephonist.core.centre import Centre
 from telephonist.core.models import QueueCall, as_utc
+from telephonist.core.sql import epoch
 from telephonist.core.storage import Store
 from telephonist.reports.kpi import Period, ReportError
-from telephonist.reports.sql import epoch
 
 
 async def fcr(

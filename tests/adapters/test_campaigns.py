@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from telephonist.core.centre import Centre
-from telephonist.core.models import Campaign, DialAttempt, OutboxEvent
+from telephonist.core.models import AgentLogin, Campaign, DialAttempt, OutboxEvent, QueueCall
 from telephonist.core.storage import Store
 from telephonist.dialer import campaigns
 from telephonist.dialer.contacts import import_file
@@ -85,7 +85,44 @@ async def test_the_numbers_of_a_campaign(store: Store, tmp_path: Path) -> None:
             uow.session.add(DialAttempt(campaign_id=c.id or 0, lead_id=1, number="+12125550101",
                                         attempt=i + 1, outcome=outcome,
                                         started_at=now - timedelta(minutes=i)))  # fmt: skip
+    async with store.unit_of_work() as uow:
+        first = (
+            (await uow.session.execute(select(DialAttempt).order_by(col(DialAttempt.id))))
+            .scalars()
+            .first()
+        )
+        assert first is not None
+        # Its answered call talked 90 s in the queue; an agent logged in an hour ago.
+        uow.session.add(
+            QueueCall(
+                callid=f"dial-{first.id}",
+                queue="outq",
+                kind="outbound",
+                entered_at=now,
+                local_day="x",
+                outcome="answered",
+                talk=90,
+            )
+        )
+        uow.session.add(
+            QueueCall(
+                callid="c1",
+                queue="outq",
+                kind="inbound",
+                entered_at=now,
+                local_day="x",
+                outcome="answered",
+                talk=500,
+            )
+        )  # not the campaign's
+        uow.session.add(
+            AgentLogin(agent="al", queues="inq,outq", logged_in_at=now - timedelta(hours=1))
+        )
+        uow.session.add(AgentLogin(agent="bo", queues="inq", logged_in_at=now - timedelta(hours=1)))
     got = await campaigns.stats(store, "spring", now)
+    # Agent time counts from the campaign's first call (33 minutes before now), not the login.
+    assert got["talk_seconds"] == 90 and round(got["agent_seconds"]) == 33 * 60
+    assert got["occupancy"] == round(90 / got["agent_seconds"], 4)
     assert (got["dials"], got["connects"], got["abandoned"]) == (34, 30, 1)
     assert got["abandon_rate"] == round(1 / 31, 4)  # over live answers: 30 + the abandoned one
     assert got["outcomes"]["in progress"] == 1 and got["state"] == "paused"

@@ -1,4 +1,4 @@
-"""The few SQL functions the reports need that SQLite and PostgreSQL spell differently.
+"""The few SQL functions that SQLite and PostgreSQL spell differently (reports, campaign stats).
 
 - :class:`epoch` — seconds since 1970 of a timestamp (fractions kept), so durations are a
   subtraction on both databases;
