@@ -6,7 +6,7 @@ TEL   := $(BIN)/telephonist
 DEMO  := demo/telephonist.toml
 PYTHON ?= python3
 
-.PHONY: setup system venv broker postgres run pbx-up pbx-down call test check fmt clean bench-ivr bench-acd bench-dialer bench-dialer-live bench-import soak
+.PHONY: setup system venv broker postgres run pbx-up pbx-down call test check fmt clean bench-ivr bench-acd bench-dialer bench-dialer-live bench-import bench-report soak
 
 ## setup: system packages (apt) + virtualenv with telephonist installed
 setup: system venv
@@ -83,6 +83,10 @@ bench-acd: setup broker
 ## bench-import: a generated contact list (ROWS, default 1 million) imported (prints numbers)
 bench-import: setup
 	$(TEL) contacts bench --rows $${ROWS:-1000000}
+
+## bench-report: every report for a month and a year of 1 million synthetic calls, SQLite and PostgreSQL
+bench-report: setup postgres
+	$(TEL) report bench --calls $${REPORT_CALLS:-1000000}
 
 ## soak: mixed traffic for SOAK_MINUTES (10) while faults are injected (prints numbers)
 soak: setup broker

@@ -255,6 +255,24 @@ def _hms(seconds: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+@app.command("bench")
+def bench_(
+    calls: Annotated[
+        int, typer.Option(min=1000, help="Queue visits in the synthetic year")
+    ] = 1_000_000,
+    db: Annotated[list[str] | None, typer.Option(help="sqlite and/or postgres")] = None,
+) -> None:
+    """Time every report for a month and a year of synthetic calls (prints numbers)."""
+    from telephonist.bench.report import main
+
+    dbs = tuple(db or ("sqlite", "postgres"))
+    for name in dbs:
+        if name not in ("sqlite", "postgres"):
+            typer.echo(f"error: --db: {name!r} is not sqlite or postgres", err=True)
+            raise typer.Exit(2)
+    main(calls, dbs)
+
+
 @app.command("rebuild")
 def rebuild(ctx: typer.Context) -> None:
     """Build the queue visits again from the stored queue_log (after an upgrade, or a change

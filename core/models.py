@@ -235,6 +235,7 @@ class QueueCall(SQLModel, table=True):
     __tablename__ = "queue_calls"
     __table_args__ = (
         Index("ix_queue_calls_queue_day", "queue", "local_day"),
+        Index("ix_queue_calls_caller", "caller", "entered_at"),  # FCR, the abandoned list
         Index("ux_queue_calls_visit", "callid", "queue", "entered_at", unique=True),
     )
 

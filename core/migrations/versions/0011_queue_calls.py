@@ -41,6 +41,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_queue_calls_entered_at", "queue_calls", ["entered_at"])
     op.create_index("ix_queue_calls_queue_day", "queue_calls", ["queue", "local_day"])
+    op.create_index("ix_queue_calls_caller", "queue_calls", ["caller", "entered_at"])
     op.create_index(
         "ux_queue_calls_visit", "queue_calls", ["callid", "queue", "entered_at"], unique=True
     )
