@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -56,6 +57,10 @@ def queues(
     csv_file: Annotated[
         Path | None, typer.Option("--csv", help="Write the rows to a CSV file")
     ] = None,
+    xlsx: Annotated[Path | None, typer.Option("--xlsx", help="Write a workbook")] = None,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Chart: calls and SL per period, the waits")
+    ] = None,
 ) -> None:
     """Per queue and period: offered, answered, abandoned (short ones apart), service level
     (its formula is printed), average speed of answer, longest and 90th-percentile wait,
@@ -67,10 +72,26 @@ def queues(
         first = _day(from_, "--from", today)
         last = _day(to, "--to", first)
         period = kpi.Period(first, last, interval)
-        return await kpi.queues(store, centre, period, only=tuple(queue or ()),
-                                formula=formula, include_short=include_short)  # fmt: skip
+        result = await kpi.queues(store, centre, period, only=tuple(queue or ()),
+                                  formula=formula, include_short=include_short)  # fmt: skip
+        if png is not None:
+            result["waits"] = await kpi.wait_distribution(store, centre, period,
+                                                          only=tuple(queue or ()))  # fmt: skip
+        return result
 
     report = with_store(ctx, go, ReportError, ExportError)
+    if xlsx is not None or png is not None:
+        from telephonist.reports import export  # matplotlib: loaded only when a file is asked
+
+        notes = {"formula": report["formula"], "time zone": report["time_zone"]}
+        totals = [{"queue": q, **t} for q, t in report["totals"].items()]
+        _files(
+            xlsx,
+            lambda: export.xlsx_bytes({"queues": report["rows"], "totals": totals}, notes),
+            png,
+            lambda: export.queues_png(report, report["waits"]),
+        )
+        return
     if csv_file is not None:
         _write_csv(csv_file, report["rows"])
         return
@@ -151,6 +172,20 @@ def abandoned_(
     Console().print(table)
 
 
+def _files(
+    xlsx: Path | None, workbook: Callable[[], bytes], png: Path | None, chart: Callable[[], bytes]
+) -> None:
+    try:
+        for path, make in ((xlsx, workbook), (png, chart)):
+            if path is not None:
+                with open_export(path, "wb") as fh:
+                    fh.write(make())
+                typer.echo(f"-> {path}")
+    except ExportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     try:
         with open_export(path, "w", newline="") as fh:
@@ -173,6 +208,8 @@ def agents_(
     csv_file: Annotated[
         Path | None, typer.Option("--csv", help="Write the rows to a CSV file")
     ] = None,
+    xlsx: Annotated[Path | None, typer.Option("--xlsx", help="Write a workbook")] = None,
+    png: Annotated[Path | None, typer.Option("--png", help="Chart: each agent's time")] = None,
 ) -> None:
     """Per agent: logged-in and paused time (by reason), calls answered, rings not answered,
     talk, wrap-up, average handle time, occupancy, outbound dials and dispositions."""
@@ -185,6 +222,12 @@ def agents_(
         return await agents.agents(store, centre, period, only=tuple(agent or ()))
 
     rows = with_store(ctx, go, ReportError)
+    if xlsx is not None or png is not None:
+        from telephonist.reports import export
+
+        _files(xlsx, lambda: export.xlsx_bytes({"agents": rows}, {"time zone": centre.timezone}),
+               png, lambda: export.agents_png(rows, centre.timezone))  # fmt: skip
+        return
     if csv_file is not None:
         flat = [{**r, "paused_by_reason": json.dumps(r["paused_by_reason"]),
                  "dispositions": json.dumps(r["dispositions"])} for r in rows]  # fmt: skip

@@ -240,3 +240,21 @@ def _round(value: Any) -> float | None:
 
 def _int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+async def wait_distribution(
+    store: Store, centre: Centre, period: Period, *, only: tuple[str, ...] = (), bin_s: int = 10
+) -> list[tuple[int, int]]:
+    """(bin start in seconds, callers) of the waits of inbound callers who left the queue."""
+    c = QueueCall.__table__.c  # type: ignore[attr-defined]
+    bucket = (c.wait // bin_s) * bin_s
+    stmt = (
+        select(bucket, func.count())
+        .where(and_(c.kind == "inbound", c.outcome != "waiting",
+                    c.local_day >= period.first.isoformat(), c.local_day <= period.last.isoformat(),
+                    c.queue.in_(only) if only else literal(True)))
+        .group_by(bucket)
+        .order_by(bucket)
+    )  # fmt: skip
+    async with store.sessions() as s:
+        return [(int(b), int(n)) for b, n in await s.execute(stmt)]

@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import openpyxl
 import pytest
 from sqlalchemy import select
 from sqlmodel import col
@@ -228,6 +229,23 @@ def test_the_report_command_prints_exports_and_refuses_bad_input(tmp_path: Path)
         rows = list(csv.DictReader(fh))
     assert [(r["queue"], r["period"], r["offered"]) for r in rows][:2] == [
         ("sales", "2026-12-03 11:00", "1"), ("support", "2026-12-03 09:00", "5")]  # fmt: skip
+    book, chart = tmp_path / "day.xlsx", tmp_path / "day.png"
+    files = run("queues", "--from", "2026-12-03", "--xlsx", str(book), "--png", str(chart))
+    assert files.returncode == 0, files.stderr
+    sheet = openpyxl.load_workbook(book)["queues"]
+    cells = list(sheet.iter_rows(values_only=True))
+    header = cells[0]
+    support = dict(zip(header, next(r for r in cells[1:] if r[0] == "support"), strict=True))
+    assert (support["offered"], support["answered"], support["service_level"]) == (7, 2, 0.5)
+    png = chart.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000  # a drawn chart, not empty
+    people = tmp_path / "agents.png"
+    drawn = run("agents", "--from", "2026-12-03", "--png", str(people))
+    assert drawn.returncode == 0 and people.stat().st_size > 5_000, drawn.stderr
+    (tmp_path / "link.xlsx").symlink_to(tmp_path / "elsewhere.xlsx")
+    refused = run("queues", "--xlsx", str(tmp_path / "link.xlsx"))
+    assert refused.returncode == 2 and "symbolic link" in refused.stderr
+    assert not (tmp_path / "elsewhere.xlsx").exists()
     listed = run("abandoned", "--from", "2026-12-03", "--json", "--include-short")
     assert listed.returncode == 0, listed.stderr
     assert [(r["caller"], r["how"], r["wait"]) for r in json.loads(listed.stdout)] == [
