@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from telephonist.core.hours import check_hours, check_timezone
+from telephonist.core.hours import check_hours, check_timezone, parse_days, parse_hhmm
 from telephonist.core.numbers import DialFormat, check_region
 from telephonist.core.yamlfile import DefinitionError, load_raw, read_definition, validate
 
@@ -314,8 +314,51 @@ SL_FORMULAS = {
 """Service-level formulas (``reports.service_level_formula``, ``report --formula``)."""
 
 
+EMAIL = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$"
+
+
+class ScheduledReport(_Def):
+    """A report e-mailed on a schedule (serve sends it through ``[smtp]``)."""
+
+    name: str = Field(pattern=NAME)
+    report: Literal["queues", "agents", "abandoned", "fcr"] = "queues"
+    days: str = "mon-fri"
+    """The days it is sent (``mon-fri``, ``mon``, ``sat,sun``...)."""
+    at: str = "18:30"
+    """The time it is sent, in the centre's time zone."""
+    covers: Literal["today", "yesterday", "last_7_days", "last_week", "last_month"] = "today"
+    interval: Literal["15", "30", "60", "day", "week", "month", "total"] = "60"
+    """For ``queues``: the rows' period."""
+    queues: tuple[str, ...] = ()
+    """Only these queues (empty: all)."""
+    to: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: str) -> str:
+        parse_days(v)
+        return v
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: str) -> str:
+        parse_hhmm(v, "at")
+        return v
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for address in v:
+            if not re.fullmatch(EMAIL, address):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        return v
+
+
 class Reports(_Def):
     """How the centre's numbers are counted (``telephonist report``)."""
+
+    scheduled: tuple[ScheduledReport, ...] = ()
+    """Reports e-mailed to other departments (which, for whom, when)."""
 
     short_abandon: int = Field(default=5, ge=0, le=300)
     """Callers who hang up within this many seconds are short abandons: counted apart, and
@@ -365,6 +408,15 @@ class Centre(_Def):
             if not re.fullmatch(NAME, code):
                 raise ValueError(f"{key}: {code!r} is not a disposition code (a-z, 0-9, _ -)")
         return v
+
+    @model_validator(mode="after")
+    def _scheduled_reports(self) -> Centre:
+        _unique("reports.scheduled", [r.name for r in self.reports.scheduled], "name")
+        for i, sched in enumerate(self.reports.scheduled):
+            for queue in sched.queues:
+                if queue not in self.queue_names:
+                    raise ValueError(f"reports.scheduled.{i}.queues: no queue named {queue!r}")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Centre:

@@ -271,6 +271,24 @@ class QueueCall(SQLModel, table=True):
     """After-call work (wrap-up) seconds the agent had after this call."""
 
 
+class ReportSend(SQLModel, table=True):
+    """One due sending of a scheduled report: stored before the e-mail goes out, so a send
+    that fails is retried and one that went out is never sent again."""
+
+    __tablename__ = "report_sends"
+    __table_args__ = (Index("ux_report_sends_due", "name", "due_at", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=40)
+    due_at: datetime = Field(sa_column=_ts(nullable=False))
+    state: str = Field(default="pending", max_length=12)
+    """pending (not sent yet, or to be tried again), sent, failed (gave up)."""
+    tries: int = 0
+    next_try_at: datetime | None = Field(default=None, sa_column=_ts())
+    last_error: str = Field(default="", max_length=200)
+    sent_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
 class QueueLogPosition(SQLModel, table=True):
     """How far the queue_log file has been read (committed with the rows: exactly once)."""
 

@@ -47,6 +47,7 @@ from telephonist.dialer.engine import DialerService
 from telephonist.ivr.controller import IvrController, LatencyLog
 from telephonist.ivr.definitions import Definitions
 from telephonist.reports.facts import QueueCallBuilder
+from telephonist.reports.mail import ReportMailer
 from telephonist.serve.http import HttpEndpoint
 
 log = logging.getLogger("telephonist.serve")
@@ -204,6 +205,7 @@ class Service:
         add("dialer", self.dialer.run)
         if self.voicemail is not None:
             add("voicemail", self.voicemail.run)
+        add("report-mailer", ReportMailer(self.store, self.centre, self.settings.smtp).run)
 
     async def run(self) -> None:
         await self.store.migrate()

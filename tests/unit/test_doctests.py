@@ -26,6 +26,8 @@ MODULES = [
     "telephonist.core.callcontrol",
     "telephonist.core.numbers",
     "telephonist.core.notify",
+    "telephonist.reports.mail",
+    "telephonist.reports.facts",
     "telephonist.core.destinations",
     "telephonist.serve.http",
     "telephonist.callbacks.policy",
