@@ -80,10 +80,12 @@ async def test_a_scheduled_report_is_retried_and_arrives_once(store: Store, tmp_
     parts = {p.get_filename(): p for p in mail.walk() if p.get_filename()}
     assert set(parts) == {"queues.xlsx", "queues.png"}
     body = next(p for p in mail.walk() if p.get_content_type() == "text/plain")
-    assert "support: offered 7, answered 2, abandoned 1, service level 50.0%" in str(
-        body.get_payload(decode=True), "utf-8"
-    )
-    workbook = openpyxl.load_workbook(io.BytesIO(parts["queues.xlsx"].get_payload(decode=True)))
+    text = body.get_payload(decode=True)
+    assert isinstance(text, bytes)
+    assert "support: offered 7, answered 2, abandoned 1, service level 50.0%" in text.decode()
+    attached = parts["queues.xlsx"].get_payload(decode=True)
+    assert isinstance(attached, bytes)
+    workbook = openpyxl.load_workbook(io.BytesIO(attached))
     cells = list(workbook["totals"].iter_rows(values_only=True))
     support = dict(zip(cells[0], next(r for r in cells[1:] if r[0] == "support"), strict=True))
     assert (support["offered"], support["answered"], support["service_level"]) == (7, 2, 0.5)
