@@ -75,9 +75,16 @@ class AcdController:
         if closed is not None:
             await self._redirect(session, closed, line)
             return
+        survey = queue.survey
+        # "c": the caller stays in the dialplan when the agent hangs up first (the survey).
+        options = ("r" if ringing else "") + ("c" if survey else "")
         for name, value in (
             ("TELEPHONIST_QUEUE", queue.name),
-            ("TELEPHONIST_QUEUE_OPTIONS", "r" if ringing else ""),
+            ("TELEPHONIST_QUEUE_OPTIONS", options),
+            ("TELEPHONIST_SURVEY", survey.prompt if survey else ""),
+            ("TELEPHONIST_SURVEY_THANKS", survey.thanks if survey else ""),
+            ("TELEPHONIST_SURVEY_TRIES", str(survey.tries) if survey else ""),
+            ("TELEPHONIST_SURVEY_TIMEOUT", str(survey.timeout) if survey else ""),
             ("TELEPHONIST_MAX_WAIT", str(queue.max_wait) if queue.max_wait else ""),
             ("TELEPHONIST_LINE", line),
         ):

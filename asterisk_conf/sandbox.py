@@ -26,6 +26,11 @@ from telephonist.core.centre import Centre
 from telephonist.core.settings import Settings, ensure_private_dir
 
 PACKAGES = ("asterisk", "asterisk-core-sounds-en-gsm", "asterisk-moh-opsound-gsm")
+PROMPTS = {
+    "telephonist-survey": "Please rate this call. Press 1 for poor, up to 5 for excellent.",
+    "telephonist-survey-thanks": "Thank you for your feedback. Goodbye.",
+}
+"""The prompts made for the sandbox (``custom/<name>``): the survey's defaults."""
 """What the sandbox's root filesystem holds; the hold music is for queue callers (without it
 Asterisk logs "No music on hold classes configured" and they wait in silence). A cached
 root filesystem built with another list is built again."""
@@ -141,8 +146,31 @@ class Sandbox:
         for sub in ("voicemail", "outgoing", "tmp", "monitor", "recording"):
             (self.host_path(paths.spool) / sub).mkdir(exist_ok=True)
         self._install_hosts()
+        self._install_prompts()
         self._own(paths, etc)
         return etc / "asterisk.conf"
+
+    def _install_prompts(self) -> None:
+        """The spoken prompts telephonist ships (the post-call survey's), made once with
+        espeak-ng and sox as 8 kHz WAV files in the sandbox's ``sounds/custom``. A centre
+        records its own and names them in the queue's ``survey``."""
+        custom = self.rootfs / "usr/share/asterisk/sounds/custom"
+        wanted = {name: text for name, text in PROMPTS.items()
+                  if not (custom / f"{name}.wav").exists()}  # fmt: skip
+        if not wanted:
+            return
+        if not (shutil.which("espeak-ng") and shutil.which("sox")):
+            raise SandboxError("espeak-ng and sox are needed for the sandbox's prompts "
+                               "(make setup installs them)")  # fmt: skip
+        custom.mkdir(parents=True, exist_ok=True)
+        for name, text in wanted.items():
+            raw = custom / f".{name}.raw.wav"
+            subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), text],
+                           check=True, capture_output=True, timeout=60)  # fmt: skip
+            subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16",
+                            str(custom / f"{name}.wav")],
+                           check=True, capture_output=True, timeout=60)  # fmt: skip
+            raw.unlink()
 
     def run_ids(self) -> tuple[int, int]:
         """The uid and gid of ``pbx.run_user`` in the root filesystem (not the host's)."""

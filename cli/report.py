@@ -17,7 +17,7 @@ from rich.table import Table
 from telephonist.cli.common import state, with_store
 from telephonist.core.files import ExportError, open_export
 from telephonist.core.numbers import Numbering
-from telephonist.reports import abandoned, agents, facts, fcr, kpi
+from telephonist.reports import abandoned, agents, csat, facts, fcr, kpi
 from telephonist.reports.kpi import ReportError
 
 app = typer.Typer(
@@ -290,6 +290,39 @@ def fcr_(
         table.add_column(key.replace("_", " "))
     for row in result["repeat_callers"]:
         table.add_row(*(str(v) for v in row.values()))
+    Console().print(table)
+
+
+@app.command("csat")
+def csat_(
+    ctx: typer.Context,
+    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
+    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
+    queue: Annotated[list[str] | None, typer.Option(help="Only this queue (repeatable)")] = None,
+    by: Annotated[str, typer.Option(help="queue or agent")] = "queue",
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Post-call survey scores: asked, answered, response rate, average, CSAT % (4 and 5)."""
+    centre = state(ctx).centre()
+    today = datetime.now(ZoneInfo(centre.timezone)).date()
+
+    async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
+        first = _day(from_, "--from", today)
+        period = kpi.Period(first, _day(to, "--to", first))
+        return await csat.csat(store, centre, period, only=tuple(queue or ()), by=by)
+
+    rows = with_store(ctx, go, ReportError)
+    if json_:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"CSAT by {by} ({centre.timezone})")
+    for key in (by, "answered", "asked", "answers", "average", "CSAT %", "1-5"):
+        table.add_column(key)
+    for r in rows:
+        share = "" if r["csat"] is None else f"{r['csat']:.0%}"
+        table.add_row(str(r[by]), str(r["answered"]), str(r["asked"]), str(r["answers"]),
+                      "" if r["average"] is None else str(r["average"]), share,
+                      " ".join(str(v) for v in r["scores"].values()))  # fmt: skip
     Console().print(table)
 
 

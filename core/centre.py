@@ -122,6 +122,8 @@ class Queue(_Def):
     """Opening hours like an IVR entry's (``{"mon-fri": "08:00-18:00"}``); omitted: always."""
     holidays: tuple[date, ...] = ()
     redirects: Redirects = Field(default_factory=Redirects)
+    survey: Survey | None = None
+    """A post-call survey (CSAT) for this queue's callers; absent: none."""
     callback_digit: str | None = Field(default=None, pattern=r"^[0-9*#]$")
     """A digit a waiting caller presses to leave the queue and be called back, keeping
     their place (app_queue's ``context``). Empty: no callback offer while waiting."""
@@ -217,6 +219,22 @@ class Trunk(_Def):
         if self.dial_prefix and self.dial_format == "e164":
             raise ValueError("dial_prefix: a prefix cannot go before an E.164 (+) number")
         return self
+
+
+SOUND = r"^[a-z0-9][a-z0-9_/-]{0,79}$"
+
+
+class Survey(_Def):
+    """The post-call survey of a queue: when the agent hangs up first, the caller hears
+    ``prompt`` ("rate this call from 1 to 5") and presses a digit; the score is stored with
+    the call, the queue and the agent (a SURVEY line in the queue_log)."""
+
+    prompt: str = Field(default="custom/telephonist-survey", pattern=SOUND)
+    thanks: str = Field(default="custom/telephonist-survey-thanks", pattern=SOUND)
+    tries: int = Field(default=2, ge=1, le=3)
+    """How many times the caller is asked (a key outside 1-5, or none, asks again)."""
+    timeout: int = Field(default=6, ge=2, le=20)
+    """Seconds to wait for the key after the prompt."""
 
 
 class MissedCalls(_Def):

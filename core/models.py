@@ -269,6 +269,10 @@ class QueueCall(SQLModel, table=True):
     """caller, agent or transfer."""
     wrap: int = 0
     """After-call work (wrap-up) seconds the agent had after this call."""
+    surveyed: bool = False
+    """The caller was asked to rate the call (the agent hung up first, the queue has a survey)."""
+    csat: int | None = None
+    """Their score, 1-5 (None: not asked, or no valid key)."""
 
 
 class ReportSend(SQLModel, table=True):

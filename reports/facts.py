@@ -8,6 +8,9 @@ report tools (QueueMetrics among them) read nothing else. telephonist already in
 exactly once; :class:`QueueCallBuilder` runs in that same transaction, so each visit to a
 queue becomes one ``queue_calls`` row exactly once.
 
+A SURVEY line (written by the dialplan's post-call survey, ``extensions.conf``) gives the
+visit the caller's score.
+
 A visit's kind: ``outbound`` for the dialer's calls (unique ids ``dial-N``), ``callback`` for
 a callback's placeholder (its CALLBACKPLACED line comes first), ``inbound`` for the rest —
 only inbound calls are offered calls of a queue.
@@ -85,6 +88,8 @@ class QueueCallBuilder:
                 await self._change(s, e)
             elif e.event in ("EXITWITHKEY", "TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER"):
                 await self._change(s, e)
+            elif e.event == "SURVEY":
+                await self._change(s, e)
         return opened
 
     async def _enter(self, s: AsyncSession, e: QueueLogEntry, placeholder: bool) -> int:
@@ -137,6 +142,10 @@ class QueueCallBuilder:
         elif e.event in LEFT:
             visit.outcome, visit.ended_at = LEFT[e.event], e.time
             visit.left_position, visit.wait = _int(e.data1), _int(e.data3)
+        elif e.event == "SURVEY":  # data1: the score, empty when no valid key came
+            visit.surveyed = True
+            score = _int(e.data1)
+            visit.csat = score if 1 <= score <= 5 else None
         elif e.event == "EXITWITHKEY":
             visit.outcome, visit.ended_at = "key", e.time
             visit.left_position, visit.wait = _int(e.data2), _int(e.data4)

@@ -31,7 +31,7 @@ from telephonist.core.models import (
 )
 from telephonist.core.settings import load_settings
 from telephonist.core.storage import Store
-from telephonist.reports import abandoned, agents, facts, fcr, kpi
+from telephonist.reports import abandoned, agents, csat, facts, fcr, kpi
 
 CENTRE = Centre.model_validate(
     {
@@ -431,3 +431,21 @@ async def test_first_contact_resolution_and_the_repeat_callers(
     assert (sales["answered"], sales["fcr"]) == (1, 1.0)
     with pytest.raises(kpi.ReportError, match="--days"):
         await fcr.fcr(store, CENTRE, day, days=365)
+
+
+async def test_survey_scores_by_queue_and_agent(store: Store, tmp_path: Path) -> None:
+    """c2's agent hung up first and the caller pressed 4; c1 was asked and pressed nothing
+    valid (an empty SURVEY line); c8 was never asked."""
+    surveys = ((at(5) + 95, "c2", "support", "Bob", "SURVEY", "4"),
+               (at(0) + 140, "c1", "support", "Alice", "SURVEY", ""))  # fmt: skip
+    await ingest(store, tmp_path, surveys)
+    day = kpi.Period(date(2026, 12, 3), date(2026, 12, 3))
+    rows = {r["queue"]: r for r in await csat.csat(store, CENTRE, day)}
+    assert rows["support"] == {"queue": "support", "answered": 2, "asked": 2, "answers": 1,
+                               "response_rate": 0.5, "average": 4.0, "csat": 1.0,
+                               "scores": {"1": 0, "2": 0, "3": 0, "4": 1, "5": 0}}  # fmt: skip
+    assert (rows["sales"]["asked"], rows["sales"]["csat"]) == (0, None)
+    agents_ = {r["agent"]: r for r in await csat.csat(store, CENTRE, day, by="agent")}
+    assert (agents_["Bob"]["average"], agents_["Alice"]["answers"]) == (4.0, 0)
+    with pytest.raises(kpi.ReportError, match="--by"):
+        await csat.csat(store, CENTRE, day, by="moon")

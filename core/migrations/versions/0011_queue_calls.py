@@ -38,6 +38,8 @@ def upgrade() -> None:
         sa.Column("talk", sa.Integer(), nullable=False),
         sa.Column("ended_by", sa.String(length=12), nullable=False),
         sa.Column("wrap", sa.Integer(), nullable=False),
+        sa.Column("surveyed", sa.Boolean(), nullable=False),
+        sa.Column("csat", sa.Integer(), nullable=True),
     )
     op.create_index("ix_queue_calls_entered_at", "queue_calls", ["entered_at"])
     op.create_index("ix_queue_calls_queue_day", "queue_calls", ["queue", "local_day"])
