@@ -13,11 +13,15 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
+from sqlmodel import col
 
 from telephonist.cli.common import state, with_store
 from telephonist.core.files import ExportError, open_export
+from telephonist.core.models import Campaign
 from telephonist.core.numbers import Numbering
-from telephonist.reports import abandoned, agents, csat, facts, fcr, kpi
+from telephonist.dialer import campaigns as campaign_service
+from telephonist.reports import abandoned, agents, calls, csat, facts, fcr, kpi
 from telephonist.reports.kpi import ReportError
 
 app = typer.Typer(
@@ -323,6 +327,70 @@ def csat_(
         table.add_row(str(r[by]), str(r["answered"]), str(r["asked"]), str(r["answers"]),
                       "" if r["average"] is None else str(r["average"]), share,
                       " ".join(str(v) for v in r["scores"].values()))  # fmt: skip
+    Console().print(table)
+
+
+@app.command("calls")
+def calls_(
+    ctx: typer.Context,
+    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
+    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
+    line: Annotated[str | None, typer.Option(help="Only this line")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Write the rows to a CSV file")
+    ] = None,
+) -> None:
+    """Every call that reached telephonist, with its queue visit (wait, agent, talk, who hung
+    up, survey score)."""
+    centre = state(ctx).centre()
+    today = datetime.now(ZoneInfo(centre.timezone)).date()
+
+    async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
+        first = _day(from_, "--from", today)
+        period = kpi.Period(first, _day(to, "--to", first))
+        return await calls.calls(store, centre, period, line=line)
+
+    rows = with_store(ctx, go, ReportError)
+    if csv_file is not None:
+        _write_csv(csv_file, rows)
+        return
+    if json_:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"Calls ({centre.timezone})")
+    keys = ["time", "line", "caller", "outcome", "queue", "wait", "agent", "talk", "ended_by"]
+    for key in keys:
+        table.add_column(key.replace("_", " "))
+    for row in rows:
+        table.add_row(*("" if row[k] is None else str(row[k]) for k in keys))
+    Console().print(table)
+
+
+@app.command("campaigns")
+def campaigns_(
+    ctx: typer.Context,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Every campaign: dials, connects, abandon rate over its jurisdiction's period, talk,
+    agent time, occupancy, outcomes and leads (the figures of `campaign stats`)."""
+
+    async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
+        async with store.sessions() as s:
+            names = list((await s.execute(select(col(Campaign.name)))).scalars())
+        return [await campaign_service.stats(store, name) for name in sorted(names)]
+
+    rows = with_store(ctx, go, ReportError)
+    if json_:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title="Campaigns")
+    keys = ["campaign", "state", "mode", "dials", "connects", "abandoned", "abandon_rate",
+            "talk_seconds", "occupancy"]  # fmt: skip
+    for key in keys:
+        table.add_column(key.replace("_", " "))
+    for row in rows:
+        table.add_row(*(str(row[k]) for k in keys))
     Console().print(table)
 
 

@@ -22,6 +22,7 @@ from telephonist.core.centre import Centre
 from telephonist.core.models import (
     AgentLogin,
     AgentPause,
+    Call,
     CallbackAttempt,
     CallbackRequest,
     CampaignLead,
@@ -31,7 +32,7 @@ from telephonist.core.models import (
 )
 from telephonist.core.settings import load_settings
 from telephonist.core.storage import Store
-from telephonist.reports import abandoned, agents, csat, facts, fcr, kpi
+from telephonist.reports import abandoned, agents, calls, csat, facts, fcr, kpi
 
 CENTRE = Centre.model_validate(
     {
@@ -258,6 +259,8 @@ def test_the_report_command_prints_exports_and_refuses_bad_input(tmp_path: Path)
     assert resolved.returncode == 0 and "100.0%" in resolved.stdout, resolved.stderr
     bad_days = run("fcr", "--days", "400")
     assert bad_days.returncode == 2 and "--days: 400 is not 1 to 90" in bad_days.stderr
+    for empty in (run("campaigns", "--json"), run("calls", "--from", "2026-12-03", "--json")):
+        assert empty.returncode == 0 and json.loads(empty.stdout) == [], empty.stderr
     bad_agent = run("agents", "--agent", "dave")
     assert bad_agent.returncode == 2 and "--agent: no agent 'dave'" in bad_agent.stderr
     bad_queue = run("abandoned", "--queue", "nope")
@@ -449,3 +452,32 @@ async def test_survey_scores_by_queue_and_agent(store: Store, tmp_path: Path) ->
     assert (agents_["Bob"]["average"], agents_["Alice"]["answers"]) == (4.0, 0)
     with pytest.raises(kpi.ReportError, match="--by"):
         await csat.csat(store, CENTRE, day, by="moon")
+
+
+async def test_the_call_list_joins_each_call_to_its_queue_visit(
+    store: Store, tmp_path: Path
+) -> None:
+    await ingest(store, tmp_path)
+    async with store.unit_of_work() as uow:
+        for channel, caller, minutes in (("c1", "5550001", 0), ("c4", "5550004", 20),
+                                         ("ivr-only", "5550099", 30)):  # fmt: skip
+            uow.session.add(
+                Call(
+                    channel_id=channel,
+                    line="main",
+                    route="queue",
+                    caller_number=caller,
+                    outcome="done",
+                    started_at=datetime.fromtimestamp(at(minutes), UTC),
+                )
+            )
+    rows = await calls.calls(store, CENTRE, kpi.Period(date(2026, 12, 3), date(2026, 12, 3)))
+    assert [(r["time"], r["caller"], r["queue"], r["wait"], r["queue_outcome"], r["agent"],
+             r["talk"], r["ended_by"]) for r in rows] == [
+        ("2026-12-03 09:00:00", "5550001", "support", 10, "answered", "Alice", 120, "caller"),
+        ("2026-12-03 09:20:00", "5550004", "support", 45, "abandoned", "", 0, ""),
+        ("2026-12-03 09:30:00", "5550099", None, None, None, None, None, None),
+    ]  # fmt: skip
+    with pytest.raises(kpi.ReportError, match="--line: no line 'nope'"):
+        await calls.calls(store, CENTRE, kpi.Period(date(2026, 12, 3), date(2026, 12, 3)),
+                          line="nope")  # fmt: skip
