@@ -367,6 +367,35 @@ def calls_(
     Console().print(table)
 
 
+@app.command("lines")
+def lines_(
+    ctx: typer.Context,
+    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
+    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Per line: calls, answered, and how they ended (routed, queued, caller hang-up,
+    fallback while serve was down...)."""
+    centre = state(ctx).centre()
+    today = datetime.now(ZoneInfo(centre.timezone)).date()
+
+    async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
+        first = _day(from_, "--from", today)
+        return await calls.lines(store, centre, kpi.Period(first, _day(to, "--to", first)))
+
+    rows = with_store(ctx, go, ReportError)
+    if json_:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"Lines ({centre.timezone})")
+    for key in ("line", "calls", "answered", "ended"):
+        table.add_column(key)
+    for r in rows:
+        ended = ", ".join(f"{k} {v}" for k, v in r["ended"].items())
+        table.add_row(r["line"], str(r["calls"]), str(r["answered"]), ended)
+    Console().print(table)
+
+
 @app.command("campaigns")
 def campaigns_(
     ctx: typer.Context,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, case, func, select
 
 from telephonist.core.centre import Centre
 from telephonist.core.models import Call, QueueCall, as_utc
@@ -47,3 +47,29 @@ async def calls(
              "csat": r["csat"]}
             for r in (await s.execute(stmt)).mappings()
         ]  # fmt: skip
+
+
+async def lines(store: Store, centre: Centre, period: Period) -> list[dict[str, Any]]:
+    """Per line over the period: calls, answered, and how they ended (the outcome's kind:
+    ``routed`` to a destination, ``queued``, ``caller_hangup``, ``fallback`` while serve was
+    down...), counted in SQL."""
+    start, end = period.utc_range(ZoneInfo(centre.timezone))
+    c = Call.__table__.c  # type: ignore[attr-defined]
+    kind = case(
+        *[(c.outcome.like(f"{prefix}:%"), prefix) for prefix in ("routed", "queued", "fallback")],
+        else_=func.coalesce(c.outcome, "open"),
+    )
+    stmt = (
+        select(c.line, kind.label("kind"), func.count(), func.count(c.answered_at))
+        .where(and_(c.started_at >= start, c.started_at < end))
+        .group_by(c.line, kind)
+        .order_by(c.line, kind)
+    )
+    out: dict[str, dict[str, Any]] = {}
+    async with store.sessions() as s:
+        for line, how, n, answered in await s.execute(stmt):
+            row = out.setdefault(line, {"line": line, "calls": 0, "answered": 0, "ended": {}})
+            row["calls"] += int(n)
+            row["answered"] += int(answered)
+            row["ended"][how or "open"] = int(n)
+    return list(out.values())

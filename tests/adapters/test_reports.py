@@ -259,7 +259,11 @@ def test_the_report_command_prints_exports_and_refuses_bad_input(tmp_path: Path)
     assert resolved.returncode == 0 and "100.0%" in resolved.stdout, resolved.stderr
     bad_days = run("fcr", "--days", "400")
     assert bad_days.returncode == 2 and "--days: 400 is not 1 to 90" in bad_days.stderr
-    for empty in (run("campaigns", "--json"), run("calls", "--from", "2026-12-03", "--json")):
+    for empty in (
+        run("campaigns", "--json"),
+        run("calls", "--from", "2026-12-03", "--json"),
+        run("lines", "--from", "2026-12-03", "--json"),
+    ):
         assert empty.returncode == 0 and json.loads(empty.stdout) == [], empty.stderr
     bad_agent = run("agents", "--agent", "dave")
     assert bad_agent.returncode == 2 and "--agent: no agent 'dave'" in bad_agent.stderr
@@ -481,3 +485,21 @@ async def test_the_call_list_joins_each_call_to_its_queue_visit(
     with pytest.raises(kpi.ReportError, match="--line: no line 'nope'"):
         await calls.calls(store, CENTRE, kpi.Period(date(2026, 12, 3), date(2026, 12, 3)),
                           line="nope")  # fmt: skip
+
+
+async def test_lines_count_calls_by_how_they_ended(store: Store) -> None:
+    async with store.unit_of_work() as uow:
+        base = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+        for n, (line, outcome, answered) in enumerate((
+            ("main", "routed:queue:support", True), ("main", "routed:voicemail:100", True),
+            ("main", "caller_hangup", True), ("night", "fallback:playback", False),
+            ("night", None, False),
+        )):  # fmt: skip
+            uow.session.add(Call(channel_id=f"l{n}", line=line, route="ivr", outcome=outcome,
+                                 started_at=base + timedelta(minutes=n),
+                                 answered_at=base if answered else None))  # fmt: skip
+    rows = await calls.lines(store, CENTRE, kpi.Period(date(2026, 12, 3), date(2026, 12, 3)))
+    assert rows == [
+        {"line": "main", "calls": 3, "answered": 3, "ended": {"caller_hangup": 1, "routed": 2}},
+        {"line": "night", "calls": 2, "answered": 0, "ended": {"fallback": 1, "open": 1}},
+    ]  # fmt: skip
