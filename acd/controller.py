@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from telephonist.acd.events import ACD
 from telephonist.acd.redirects import Decision, after_hours, decide
 from telephonist.core import calls
 from telephonist.core.centre import Centre
 from telephonist.core.destinations import Destination, Router
+from telephonist.core.hours import local_place
 from telephonist.core.models import QueueRedirect
 from telephonist.core.prompts import Prompter
 from telephonist.core.stasis import CallEnded
@@ -109,8 +111,14 @@ class AcdController:
             pass
 
     async def _redirect(self, session: Prompter, decision: Decision, line: str) -> None:
+        at = datetime.now(UTC)
+        day, minute, week = local_place(at, ZoneInfo(self.centre.timezone))
         async with self.store.unit_of_work() as uow:
             row = QueueRedirect(
+                at=at,
+                local_day=day,
+                local_minute=minute,
+                local_week=week,
                 queue=decision.queue,
                 reason=decision.reason,
                 detail=decision.detail,

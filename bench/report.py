@@ -26,9 +26,10 @@ import numpy as np
 from sqlalchemy import insert, text
 
 from telephonist.core.centre import Centre
+from telephonist.core.hours import local_place
 from telephonist.core.models import AgentLogin, AgentPause, QueueCall, QueueLogEntry
 from telephonist.core.storage import Store
-from telephonist.reports import abandoned, agents, facts, fcr, kpi
+from telephonist.reports import abandoned, agents, fcr, kpi
 
 YEAR = 2025
 QUEUES = ("support", "sales", "billing", "tech", "vip")
@@ -87,7 +88,7 @@ async def fill(store: Store, data: dict[str, Any], chunk: int = 20000) -> None:
             entered = (
                 start + timedelta(days=int(data["day"][i]), seconds=int(data["second"][i]))
             ).astimezone(UTC)
-            local_day, minute, week = facts.local_place(entered, zone)
+            local_day, minute, week = local_place(entered, zone)
             outcome, wait = str(data["outcome"][i]), int(data["wait"][i])
             answered = outcome == "answered"
             agent = str(data["agent"][i]).upper() if answered else ""

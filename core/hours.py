@@ -162,3 +162,15 @@ def check_timezone(name: str | None) -> str | None:
     if name is not None:
         zone(name)
     return name
+
+
+def local_place(at: datetime, zone: ZoneInfo) -> tuple[str, int, str]:
+    """(day, minute of the day, ISO week) of ``at`` in ``zone``.
+
+    >>> from datetime import UTC
+    >>> local_place(datetime(2026, 12, 31, 23, 30, tzinfo=UTC), ZoneInfo("Europe/Paris"))
+    ('2027-01-01', 30, '2026-W53')
+    """
+    local = at.astimezone(zone)
+    year, week, _ = local.isocalendar()
+    return local.date().isoformat(), local.hour * 60 + local.minute, f"{year}-W{week:02d}"

@@ -177,6 +177,10 @@ class QueueRedirect(SQLModel, table=True):
     destination: str = Field(default="", max_length=80)
     channel_id: str = Field(default="", max_length=150)
     caller_number: str = Field(default="", max_length=80)
+    local_day: str = Field(default="", max_length=10)
+    """``at`` in the centre's time zone (as ``queue_calls``): the reports' periods."""
+    local_minute: int = 0
+    local_week: str = Field(default="", max_length=8)
 
 
 class AgentPause(SQLModel, table=True):

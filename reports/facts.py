@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from telephonist.core.centre import Centre
-from telephonist.core.models import QueueCall, QueueLogEntry
+from telephonist.core.hours import local_place
+from telephonist.core.models import QueueCall, QueueLogEntry, QueueRedirect
 from telephonist.core.numbers import NumberError, Numbering
 from telephonist.core.storage import Store, UnitOfWork
 
@@ -42,18 +43,6 @@ ENDED = {"COMPLETECALLER": "caller", "COMPLETEAGENT": "agent"}
 
 def _int(text: str) -> int:
     return int(text) if text.strip().isdigit() else 0
-
-
-def local_place(at: datetime, zone: ZoneInfo) -> tuple[str, int, str]:
-    """(day, minute of the day, ISO week) of ``at`` in ``zone``.
-
-    >>> from datetime import UTC
-    >>> local_place(datetime(2026, 12, 31, 23, 30, tzinfo=UTC), ZoneInfo("Europe/Paris"))
-    ('2027-01-01', 30, '2026-W53')
-    """
-    local = at.astimezone(zone)
-    year, week, _ = local.isocalendar()
-    return local.date().isoformat(), local.hour * 60 + local.minute, f"{year}-W{week:02d}"
 
 
 class QueueCallBuilder:
@@ -170,8 +159,8 @@ async def rebuild(
     store: Store, centre: Centre, numbering: Numbering | None = None, batch: int = 5000
 ) -> int:
     """Build the visits from the queue_log lines already stored (after an upgrade, or a
-    change of the centre's time zone: the day and minute are placed again). Short
-    transactions of ``batch`` lines; returns how many visits there are."""
+    change of the centre's time zone: the day and minute are placed again, the redirects'
+    too). Short transactions of ``batch`` lines; returns how many visits there are."""
     builder = QueueCallBuilder(centre, numbering)
     async with store.unit_of_work() as uow:
         await uow.session.execute(QueueCall.__table__.delete())  # type: ignore[attr-defined]
@@ -192,5 +181,29 @@ async def rebuild(
                 break
             await builder.apply(uow.session, rows)
             last = rows[-1].id or last
+    await _place_redirects(store, builder.zone, batch)
     async with store.sessions() as s:
         return int((await s.execute(select(func.count()).select_from(QueueCall))).scalar_one())
+
+
+async def _place_redirects(store: Store, zone: ZoneInfo, batch: int) -> None:
+    """Every stored redirect's day, minute and week in the centre's zone, again."""
+    last = 0
+    while True:
+        async with store.unit_of_work() as uow:
+            rows = list(
+                (
+                    await uow.session.execute(
+                        select(QueueRedirect)
+                        .where(col(QueueRedirect.id) > last)
+                        .order_by(col(QueueRedirect.id))
+                        .limit(batch)
+                    )
+                ).scalars()
+            )
+            if not rows:
+                return
+            for row in rows:
+                at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+                row.local_day, row.local_minute, row.local_week = local_place(at, zone)
+            last = rows[-1].id or last

@@ -68,8 +68,10 @@ def _sum(cond: ColumnElement[bool]) -> Any:
     return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
 
-def _keys(interval: str) -> list[Any]:
-    c = QueueCall.__table__.c  # type: ignore[attr-defined]
+def _keys(interval: str, table: Any = None) -> list[Any]:
+    """The grouping of a period on a table with ``local_day``/``local_minute``/``local_week``
+    (``queue_calls``, ``queue_redirects``)."""
+    c = (table if table is not None else QueueCall.__table__).c  # type: ignore[attr-defined]
     if interval in ("15", "30", "60"):
         # // is floor division on both databases (a plain / is a true division on PostgreSQL
         # and its cast to an integer rounds: 09:40 would land in 10:00).
@@ -161,9 +163,21 @@ async def queues(
         .where(ranked.c.rn * 10 >= ranked.c.n * 9)
         .group_by(ranked.c.q, ranked.c.k, ranked.c.m)
     )
+    rt = QueueRedirect.__table__  # type: ignore[attr-defined]
+    rkeys = _keys(period.interval, rt)
+    redirects_q = (
+        select(rt.c.queue, rkeys[0], rkeys[1], rt.c.reason, func.count())
+        .where(and_(rt.c.local_day >= period.first.isoformat(),
+                    rt.c.local_day <= period.last.isoformat(),
+                    rt.c.queue.in_(only) if only else literal(True)))
+        .group_by(rt.c.queue, *rkeys, rt.c.reason)
+    )  # fmt: skip
     async with store.sessions() as s:
         rows = (await s.execute(stmt)).mappings().all()
         p90s = {(q, str(k), int(m)): int(w) for q, k, m, w in (await s.execute(p90)).all()}
+        redirected: dict[tuple[str, str, int], dict[str, int]] = {}
+        for q, k, m, reason, n in await s.execute(redirects_q):
+            redirected.setdefault((q, str(k), int(m)), {})[reason] = int(n)
         totals = await _totals(s, centre, period, only)
     out = []
     for r in rows:
@@ -192,7 +206,12 @@ async def queues(
             "avg_talk": _round(r["talk"]),
             "avg_wrap": _round(r["wrap"]),
             "aht": _round(r["aht"]),
+            "redirects": redirected.pop((r["queue"], key, minute), {}),
         })  # fmt: skip
+    for (queue, key, minute), reasons in redirected.items():  # periods with redirects only
+        out.append({**{k: 0 for k in ZERO}, **{k: None for k in NONE}, "queue": queue,
+                    "period": _label(key, minute), "redirects": reasons})  # fmt: skip
+    out.sort(key=lambda row: (row["queue"], row["period"]))
     return {
         "formula": f"{formula}: {SL_FORMULAS[formula]}"
         + ("" if include_short else f" (short abandons under {short_t}s left out)"),
@@ -232,6 +251,12 @@ async def _totals(s: Any, centre: Centre, period: Period, only: tuple[str, ...])
     for queue, n in completed.all():
         out[queue]["callbacks_completed"] = int(n)
     return out
+
+
+ZERO = ("offered", "answered", "abandoned", "short_abandoned", "timeout", "empty",
+        "left_with_key", "answered_within_sl")  # fmt: skip
+NONE = ("service_level", "asa", "max_wait", "p90_wait", "avg_abandon_time", "avg_talk",
+        "avg_wrap", "aht")  # fmt: skip
 
 
 def _round(value: Any) -> float | None:

@@ -114,8 +114,15 @@ async def test_each_visit_is_one_row_exactly_once(store: Store, tmp_path: Path) 
     assert (c6.outcome, c6.wait) == ("key", 12) and c7.outcome == "waiting"
     assert (c1.local_day, c1.local_minute, c1.local_week) == ("2026-12-03", 540, "2026-W49")
     assert rows["c10"].local_day == "2026-12-04" and rows["c10"].local_minute == 30
+    # A redirect stored before its local time was (an older version): placed by the rebuild.
+    async with store.unit_of_work() as uow:
+        uow.session.add(QueueRedirect(at=datetime(2026, 12, 3, 23, 30, tzinfo=UTC),
+                                      queue="support", reason="after_hours"))  # fmt: skip
     # The rebuild (after an upgrade, or a new time zone) gives the same rows, once each.
     assert await facts.rebuild(store, CENTRE) == len(rows)
+    async with store.sessions() as s:
+        (redirect,) = (await s.execute(select(QueueRedirect))).scalars()
+    assert (redirect.local_day, redirect.local_minute) == ("2026-12-04", 30)
     async with store.sessions() as s:
         again = {r.callid: r for r in (await s.execute(select(QueueCall))).scalars()}
     assert {k: (v.outcome, v.wait, v.talk) for k, v in again.items()} == {
@@ -127,8 +134,14 @@ async def test_the_queue_report_of_a_day(store: Store, tmp_path: Path) -> None:
     day = date(2026, 12, 3)
     async with store.unit_of_work() as uow:
         when = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
-        uow.session.add(QueueRedirect(at=when, queue="support", reason="empty"))
-        uow.session.add(QueueRedirect(at=when, queue="support", reason="after_hours"))
+        # 09:30 UTC is 10:30 in Paris: as the ACD stores it.
+        for reason in ("empty", "after_hours"):
+            uow.session.add(QueueRedirect(at=when, queue="support", reason=reason,
+                                          local_day="2026-12-03", local_minute=630,
+                                          local_week="2026-W49"))  # fmt: skip
+        uow.session.add(QueueRedirect(at=when, queue="sales", reason="after_hours",
+                                      local_day="2026-12-03", local_minute=1200,
+                                      local_week="2026-W49"))  # fmt: skip
         uow.session.add(
             CallbackRequest(
                 number="5550006",
@@ -147,6 +160,7 @@ async def test_the_queue_report_of_a_day(store: Store, tmp_path: Path) -> None:
         "answered_within_sl": 1, "service_level": 0.5, "asa": 20.0, "max_wait": 60,
         "p90_wait": 60, "avg_abandon_time": 45.0, "avg_talk": 90.0, "avg_wrap": 5.0,
         "aht": 95.0,
+        "redirects": {"empty": 1, "after_hours": 1},
     }  # fmt: skip
     sales = next(r for r in got["rows"] if r["queue"] == "sales")
     assert (sales["offered"], sales["service_level"], sales["aht"]) == (1, 1.0, 200.0)
@@ -166,8 +180,16 @@ async def test_the_queue_report_of_a_day(store: Store, tmp_path: Path) -> None:
     assert with_short["rows"][0]["service_level"] == round(1 / 4, 4)
     # Per hour: 09:00 holds c1-c5, 10:00 c6 and c7.
     hourly = await kpi.queues(store, CENTRE, kpi.Period(day, day, "60"), only=("support",))
-    assert [(r["period"], r["offered"]) for r in hourly["rows"]] == [
-        ("2026-12-03 09:00", 5), ("2026-12-03 10:00", 2)]  # fmt: skip
+    assert [(r["period"], r["offered"], r["redirects"]) for r in hourly["rows"]] == [
+        ("2026-12-03 09:00", 5, {}),
+        ("2026-12-03 10:00", 2, {"empty": 1, "after_hours": 1}),
+    ]
+    # A period with redirects only (sales at 20:00, after hours) is a row of its own.
+    evening = await kpi.queues(store, CENTRE, kpi.Period(day, day, "60"), only=("sales",))
+    assert [(r["period"], r["offered"], r["asa"], r["redirects"]) for r in evening["rows"]] == [
+        ("2026-12-03 11:00", 1, 25.0, {}),
+        ("2026-12-03 20:00", 0, None, {"after_hours": 1}),
+    ]
     # The next day holds the 00:30 caller; a week holds both days.
     week = await kpi.queues(store, CENTRE, kpi.Period(day, date(2026, 12, 4), "week"),
                             only=("support",))  # fmt: skip
