@@ -27,7 +27,6 @@ MODULES = [
     "telephonist.core.numbers",
     "telephonist.core.notify",
     "telephonist.reports.mail",
-    "telephonist.reports.facts",
     "telephonist.core.destinations",
     "telephonist.serve.http",
     "telephonist.callbacks.policy",
