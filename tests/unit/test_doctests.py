@@ -27,6 +27,7 @@ MODULES = [
     "telephonist.core.numbers",
     "telephonist.core.notify",
     "telephonist.reports.mail",
+    "telephonist.reports.kpi",
     "telephonist.core.destinations",
     "telephonist.serve.http",
     "telephonist.callbacks.policy",
