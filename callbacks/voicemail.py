@@ -16,7 +16,6 @@ import configparser
 import logging
 import re
 import smtplib
-import ssl
 import wave
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -32,6 +31,7 @@ from telephonist.callbacks.policy import NumberPolicy
 from telephonist.core.ami import AmiClient
 from telephonist.core.callcontrol import CallControl, Originate
 from telephonist.core.centre import Centre, Mailbox
+from telephonist.core.mail import send as mail_to
 from telephonist.core.models import VoicemailMessage
 from telephonist.core.settings import SmtpSettings
 from telephonist.core.storage import Store
@@ -246,12 +246,7 @@ def send_notice(smtp: SmtpSettings, mailbox: Mailbox, message: VoicemailMessage)
             subtype="wav",
             filename=f"message-{message.id}.wav",
         )
-    with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout) as client:
-        if smtp.starttls:
-            client.starttls(context=ssl.create_default_context())
-        if smtp.username and smtp.password is not None:
-            client.login(smtp.username, smtp.password.get_secret_value())
-        client.send_message(mail)
+    mail_to(smtp, mail)
 
 
 def _payload(m: VoicemailMessage) -> dict[str, Any]:

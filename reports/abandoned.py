@@ -26,7 +26,7 @@ from telephonist.core.models import (
     as_utc,
 )
 from telephonist.core.storage import Store
-from telephonist.reports.kpi import Period, ReportError
+from telephonist.reports.kpi import Period, check_queues
 
 
 async def abandoned(
@@ -40,9 +40,7 @@ async def abandoned(
     """Rows in time order: time (centre's zone), queue, caller, how (``abandoned``,
     ``short_abandon``, ``hangup:<reason>``), wait, position when they left, callback task
     (id, state, source), called back after (seconds), called again and answered at."""
-    for name in only:
-        if name not in centre.queue_names:
-            raise ReportError(f"--queue: no queue {name!r}")
+    check_queues(centre, only)
     zone = ZoneInfo(centre.timezone)
     start, end = period.utc_range(zone)
     names = only or tuple(sorted(centre.queue_names))
@@ -52,7 +50,7 @@ async def abandoned(
     at = CallbackAttempt.__table__.c  # type: ignore[attr-defined]
     later = QueueCall.__table__.alias("later").c  # type: ignore[attr-defined]
 
-    def task_of(number: Any, came: Any, left: Any) -> list[Any]:
+    def task_of(number: Any, came: Any, left: Any) -> Any:
         # Their task: made after they came, or one already open when they left (a missed call
         # is merged into the number's open task). No date arithmetic: the same on both.
         task = (
@@ -63,13 +61,13 @@ async def abandoned(
                             or_(cb.closed_at.is_(None), cb.closed_at >= left))))
             .scalar_subquery()
         )  # fmt: skip
-        return [task.label("task")]
+        return task.label("task")
 
     left_at = func.coalesce(c.ended_at, c.entered_at)
     visits = (
         select(
             c.entered_at, c.ended_at, c.queue, c.caller, c.wait, c.left_position,
-            *task_of(c.caller, c.entered_at, left_at),
+            task_of(c.caller, c.entered_at, left_at),
             select(func.min(later.entered_at))
             .where(and_(later.caller == c.caller, later.entered_at > c.entered_at,
                         later.outcome == "answered", later.kind == "inbound"))
@@ -82,7 +80,7 @@ async def abandoned(
     )  # fmt: skip
     r = QueueRedirect.__table__.c  # type: ignore[attr-defined]
     hangups = (
-        select(r.at, r.queue, r.reason, r.caller_number, *task_of(r.caller_number, r.at, r.at))
+        select(r.at, r.queue, r.reason, r.caller_number, task_of(r.caller_number, r.at, r.at))
         .where(and_(r.destination == "hangup", r.at >= start, r.at < end, r.queue.in_(names)))
         .order_by(r.at)
     )

@@ -91,9 +91,9 @@ async def agents(
         for name, n, inbound, talk, wrap, aht in await s.execute(
             select(
                 qc.agent, func.count(),
-                func.coalesce(func.sum(case_(qc.kind == "inbound")), 0),
+                func.coalesce(func.sum(case((qc.kind == "inbound", 1), else_=0)), 0),
                 func.coalesce(func.sum(qc.talk), 0), func.coalesce(func.sum(qc.wrap), 0),
-                func.avg(_when(ended, qc.talk + qc.wrap)),
+                func.avg(case((ended, qc.talk + qc.wrap))),
             )
             .where(answered)
             .group_by(qc.agent)
@@ -132,11 +132,3 @@ async def agents(
         busy = row["talk"] + row["wrap"]
         row["occupancy"] = round(busy / available, 4) if available > 0 else None
     return list(out.values())
-
-
-def case_(cond: Any) -> Any:
-    return case((cond, 1), else_=0)
-
-
-def _when(cond: Any, value: Any) -> Any:
-    return case((cond, value))

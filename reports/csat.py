@@ -14,16 +14,14 @@ from sqlalchemy import and_, case, func, literal, select
 from telephonist.core.centre import Centre
 from telephonist.core.models import QueueCall
 from telephonist.core.storage import Store
-from telephonist.reports.kpi import Period, ReportError
+from telephonist.reports.kpi import Period, ReportError, check_queues
 
 
 async def csat(
     store: Store, centre: Centre, period: Period, *, only: tuple[str, ...] = (),
     by: str = "queue",
 ) -> list[dict[str, Any]]:  # fmt: skip
-    for name in only:
-        if name not in centre.queue_names:
-            raise ReportError(f"--queue: no queue {name!r}")
+    check_queues(centre, only)
     if by not in ("queue", "agent"):
         raise ReportError(f"--by: {by!r} is not queue or agent")
     c = QueueCall.__table__.c  # type: ignore[attr-defined]

@@ -19,8 +19,8 @@ only inbound calls are offered calls of a queue.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from datetime import UTC
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -29,7 +29,7 @@ from sqlmodel import col
 
 from telephonist.core.centre import Centre
 from telephonist.core.hours import local_place
-from telephonist.core.models import QueueCall, QueueLogEntry, QueueRedirect
+from telephonist.core.models import QueueCall, QueueLogEntry, QueueRedirect, as_utc
 from telephonist.core.numbers import NumberError, Numbering
 from telephonist.core.storage import Store, UnitOfWork
 
@@ -164,46 +164,34 @@ async def rebuild(
     builder = QueueCallBuilder(centre, numbering)
     async with store.unit_of_work() as uow:
         await uow.session.execute(QueueCall.__table__.delete())  # type: ignore[attr-defined]
-    last = 0
-    while True:
-        async with store.unit_of_work() as uow:
-            rows = list(
-                (
-                    await uow.session.execute(
-                        select(QueueLogEntry)
-                        .where(col(QueueLogEntry.id) > last)
-                        .order_by(col(QueueLogEntry.id))
-                        .limit(batch)
-                    )
-                ).scalars()
+    async for uow, lines in _batches(store, QueueLogEntry, batch):
+        await builder.apply(uow.session, lines)
+    async for _, redirects in _batches(store, QueueRedirect, batch):
+        for row in redirects:  # placed again in the centre's zone
+            row.local_day, row.local_minute, row.local_week = local_place(
+                as_utc(row.at), builder.zone
             )
-            if not rows:
-                break
-            await builder.apply(uow.session, rows)
-            last = rows[-1].id or last
-    await _place_redirects(store, builder.zone, batch)
     async with store.sessions() as s:
         return int((await s.execute(select(func.count()).select_from(QueueCall))).scalar_one())
 
 
-async def _place_redirects(store: Store, zone: ZoneInfo, batch: int) -> None:
-    """Every stored redirect's day, minute and week in the centre's zone, again."""
+async def _batches(
+    store: Store, model: type[QueueLogEntry] | type[QueueRedirect], size: int
+) -> AsyncIterator[tuple[UnitOfWork, list[Any]]]:
+    """The rows of ``model`` in id order, ``size`` at a time, each batch in its own short
+    transaction (committed when the loop asks for the next)."""
     last = 0
     while True:
         async with store.unit_of_work() as uow:
             rows = list(
                 (
                     await uow.session.execute(
-                        select(QueueRedirect)
-                        .where(col(QueueRedirect.id) > last)
-                        .order_by(col(QueueRedirect.id))
-                        .limit(batch)
+                        select(model).where(col(model.id) > last).order_by(col(model.id))
+                        .limit(size)
                     )
                 ).scalars()
-            )
+            )  # fmt: skip
             if not rows:
                 return
-            for row in rows:
-                at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
-                row.local_day, row.local_minute, row.local_week = local_place(at, zone)
-            last = rows[-1].id or last
+            yield uow, rows
+            last = rows[-1].id or last  # type: ignore[attr-defined]

@@ -19,16 +19,14 @@ from telephonist.core.centre import Centre
 from telephonist.core.models import QueueCall, as_utc
 from telephonist.core.sql import plus_days
 from telephonist.core.storage import Store
-from telephonist.reports.kpi import Period, ReportError
+from telephonist.reports.kpi import Period, ReportError, check_queues
 
 
 async def fcr(
     store: Store, centre: Centre, period: Period, *, only: tuple[str, ...] = (),
     days: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    for name in only:
-        if name not in centre.queue_names:
-            raise ReportError(f"--queue: no queue {name!r}")
+    check_queues(centre, only)
     days = days or centre.reports.fcr_days
     if not 1 <= days <= 90:
         raise ReportError(f"--days: {days} is not 1 to 90")

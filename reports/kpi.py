@@ -64,6 +64,14 @@ class Period:
         return start, end
 
 
+def check_queues(centre: Centre, only: tuple[str, ...]) -> None:
+    """ReportError naming ``--queue`` for a queue the centre does not have."""
+    for name in only:
+        if name not in centre.queue_names:
+            known = ", ".join(sorted(centre.queue_names))
+            raise ReportError(f"--queue: no queue {name!r} ({known})")
+
+
 def _sum(cond: ColumnElement[bool]) -> Any:
     return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
@@ -118,10 +126,7 @@ async def queues(
     include_short: bool = False,
 ) -> dict[str, Any]:
     """The queue report: ``rows`` (per queue and period) and ``totals`` (per queue)."""
-    known = centre.queue_names
-    for name in only:
-        if name not in known:
-            raise ReportError(f"--queue: no queue {name!r} ({', '.join(sorted(known))})")
+    check_queues(centre, only)
     formula = formula or centre.reports.service_level_formula
     if formula not in SL_FORMULAS:
         raise ReportError(f"--formula: {formula!r} is not one of {', '.join(SL_FORMULAS)}")

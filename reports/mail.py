@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
-import ssl
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
@@ -27,6 +26,7 @@ from sqlmodel import col
 
 from telephonist.core.centre import Centre, ScheduledReport
 from telephonist.core.hours import parse_days, parse_hhmm
+from telephonist.core.mail import send as mail_to
 from telephonist.core.models import ReportSend
 from telephonist.core.settings import SmtpSettings
 from telephonist.core.storage import Store
@@ -167,12 +167,7 @@ def send(smtp: SmtpSettings, sched: ScheduledReport, due: datetime, built: Built
     for name, subtype, content in built.files:
         maintype = "image" if subtype == "png" else "application"
         mail.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
-    with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout) as client:
-        if smtp.starttls:
-            client.starttls(context=ssl.create_default_context())
-        if smtp.username and smtp.password is not None:
-            client.login(smtp.username, smtp.password.get_secret_value())
-        client.send_message(mail)
+    mail_to(smtp, mail)
 
 
 class ReportMailer:
@@ -224,25 +219,33 @@ class ReportMailer:
         return sent
 
     async def _claim(self, name: str, due: datetime, now: datetime) -> int | None:
-        """The id of the sending to try now, or None (sent, given up, or not time yet)."""
-        try:
-            async with self.store.unit_of_work() as uow:
-                uow.session.add(ReportSend(name=name, due_at=due))
-        except IntegrityError:
-            pass  # stored by an earlier round
-        async with self.store.sessions() as s:
-            row = (
-                await s.execute(
-                    select(ReportSend)
-                    .where(col(ReportSend.name) == name)
-                    .where(col(ReportSend.due_at) == due)
-                )
-            ).scalar_one()
+        """The id of the sending to try now, or None (sent, given up, or not time yet). The
+        sending is stored the first time it is due (a second serve racing loses on the
+        unique index and reads the row)."""
+        row = await self._sending(name, due)
+        if row is None:
+            try:
+                async with self.store.unit_of_work() as uow:
+                    uow.session.add(ReportSend(name=name, due_at=due))
+            except IntegrityError:
+                pass
+            row = await self._sending(name, due)
+            assert row is not None
         if row.state != "pending":
             return None
         if row.next_try_at is not None and now < _aware(row.next_try_at):
             return None
         return row.id
+
+    async def _sending(self, name: str, due: datetime) -> ReportSend | None:
+        async with self.store.sessions() as s:
+            return (
+                await s.execute(
+                    select(ReportSend)
+                    .where(col(ReportSend.name) == name)
+                    .where(col(ReportSend.due_at) == due)
+                )
+            ).scalar_one_or_none()
 
     async def _failed(self, row_id: int, now: datetime, exc: BaseException) -> None:
         async with self.store.unit_of_work() as uow:

@@ -21,6 +21,7 @@ from telephonist.asterisk_conf.sandbox import Sandbox
 from telephonist.bench.simcall import audio_scenario, dtmf_scenario
 from telephonist.core.ami import AmiClient, AmiError
 from telephonist.core.models import CallbackRequest, CampaignLead, OutboxEvent, VoicemailMessage
+from telephonist.core.numbers import Numbering
 from telephonist.core.settings import Settings
 from telephonist.core.storage import Store
 from tests.scenarios.conftest import SIP_HOST, AmiWatch
@@ -305,7 +306,7 @@ async def _outbox(store: Store, topic_end: str) -> list[dict[str, Any]]:
 async def _tasks_for(store: Store, *numbers: str) -> list[CallbackRequest]:
     """Tasks stored for any of ``numbers`` however written: they are kept as the customer's
     key (E.164 when valid: ``+12125550188``), whatever the caller typed."""
-    keys = {*numbers, *(f"+1{n}" if len(n) == 10 else f"+{n}" for n in numbers if n.isdigit())}
+    keys = {*numbers, *(Numbering("US").identity(n) for n in numbers)}
     async with store.sessions() as s:
         rows = await s.execute(select(CallbackRequest).where(col(CallbackRequest.number).in_(keys)))
         return list(rows.scalars())
