@@ -48,7 +48,11 @@ async def test_a_failing_loop_is_restarted_and_the_others_go_on(
     sup.add("good-test", good)
     with caplog.at_level(logging.WARNING, logger="telephonist.loops"):
         task = asyncio.create_task(sup.run())
-        await asyncio.sleep(0.3)
+        # Until enough restarts and ticks are seen (a loaded machine is slower), 5 s at most.
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if starts["bad"] >= 5 and ticks > 10:
+                break
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
