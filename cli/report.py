@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from telephonist.cli.common import state, with_store
+from telephonist.core.centre import Centre
 from telephonist.core.files import ExportError, open_export
 from telephonist.core.models import Campaign
 from telephonist.core.numbers import Numbering
@@ -30,6 +31,11 @@ app = typer.Typer(
 
 FROM_HELP = "First day, YYYY-MM-DD in the centre's time zone (default: today)"
 TO_HELP = "Last day, YYYY-MM-DD (default: the first day)"
+From = Annotated[str | None, typer.Option("--from", help=FROM_HELP)]
+To = Annotated[str | None, typer.Option("--to", help=TO_HELP)]
+Queues = Annotated[list[str] | None, typer.Option("--queue", help="Only this queue (repeatable)")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON")]
+Csv = Annotated[Path | None, typer.Option("--csv", help="Write the rows to a CSV file")]
 
 
 def _day(text: str | None, option: str, default: date) -> date:
@@ -41,15 +47,21 @@ def _day(text: str | None, option: str, default: date) -> date:
         raise ReportError(f"{option}: {text!r} is not a day (YYYY-MM-DD)") from None
 
 
+def _span(centre: Centre, from_: str | None, to: str | None, interval: str = "day") -> kpi.Period:
+    """``--from`` (default: today in the centre's zone) to ``--to`` (default: ``--from``)."""
+    first = _day(from_, "--from", datetime.now(ZoneInfo(centre.timezone)).date())
+    return kpi.Period(first, _day(to, "--to", first), interval)
+
+
 @app.command("queues")
 def queues(
     ctx: typer.Context,
-    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
-    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
+    from_: From = None,
+    to: To = None,
     interval: Annotated[
         str, typer.Option(help="15, 30, 60 (minutes), day, week, month or total")
     ] = "day",
-    queue: Annotated[list[str] | None, typer.Option(help="Only this queue (repeatable)")] = None,
+    queue: Queues = None,
     formula: Annotated[
         str | None,
         typer.Option(help="Service level over: answered, offered or abandoned_after"),
@@ -57,10 +69,8 @@ def queues(
     include_short: Annotated[
         bool, typer.Option("--include-short", help="Count short abandons in the service level")
     ] = False,
-    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
-    csv_file: Annotated[
-        Path | None, typer.Option("--csv", help="Write the rows to a CSV file")
-    ] = None,
+    json_: Json = False,
+    csv_file: Csv = None,
     xlsx: Annotated[Path | None, typer.Option("--xlsx", help="Write a workbook")] = None,
     png: Annotated[
         Path | None, typer.Option("--png", help="Chart: calls and SL per period, the waits")
@@ -70,12 +80,9 @@ def queues(
     (its formula is printed), average speed of answer, longest and 90th-percentile wait,
     average abandon time, handle time; and the period's redirects and callbacks."""
     centre = state(ctx).centre()
-    today = datetime.now(ZoneInfo(centre.timezone)).date()
 
     async def go(store: Any, centre_: Any) -> dict[str, Any]:
-        first = _day(from_, "--from", today)
-        last = _day(to, "--to", first)
-        period = kpi.Period(first, last, interval)
+        period = _span(centre, from_, to, interval)
         result = await kpi.queues(store, centre, period, only=tuple(queue or ()),
                                   formula=formula, include_short=include_short)  # fmt: skip
         if png is not None:
@@ -136,26 +143,22 @@ def _print(report: dict[str, Any]) -> None:
 @app.command("abandoned")
 def abandoned_(
     ctx: typer.Context,
-    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
-    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
-    queue: Annotated[list[str] | None, typer.Option(help="Only this queue (repeatable)")] = None,
+    from_: From = None,
+    to: To = None,
+    queue: Queues = None,
     include_short: Annotated[
         bool, typer.Option("--include-short", help="List short abandons too")
     ] = False,
-    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
-    csv_file: Annotated[
-        Path | None, typer.Option("--csv", help="Write the rows to a CSV file")
-    ] = None,
+    json_: Json = False,
+    csv_file: Csv = None,
 ) -> None:
     """Every caller who hung up waiting (or whom a redirect hung up on): when, where, after how
     long, in which place — and what became of them: their callback task and its state, how
     long until they were called back, whether they called again and were answered."""
     centre = state(ctx).centre()
-    today = datetime.now(ZoneInfo(centre.timezone)).date()
 
     async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
-        first = _day(from_, "--from", today)
-        period = kpi.Period(first, _day(to, "--to", first))
+        period = _span(centre, from_, to)
         return await abandoned.abandoned(store, centre, period, only=tuple(queue or ()),
                                          include_short=include_short)  # fmt: skip
 
@@ -205,24 +208,20 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 @app.command("agents")
 def agents_(
     ctx: typer.Context,
-    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
-    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
+    from_: From = None,
+    to: To = None,
     agent: Annotated[list[str] | None, typer.Option(help="Only this agent (repeatable)")] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
-    csv_file: Annotated[
-        Path | None, typer.Option("--csv", help="Write the rows to a CSV file")
-    ] = None,
+    json_: Json = False,
+    csv_file: Csv = None,
     xlsx: Annotated[Path | None, typer.Option("--xlsx", help="Write a workbook")] = None,
     png: Annotated[Path | None, typer.Option("--png", help="Chart: each agent's time")] = None,
 ) -> None:
     """Per agent: logged-in and paused time (by reason), calls answered, rings not answered,
     talk, wrap-up, average handle time, occupancy, outbound dials and dispositions."""
     centre = state(ctx).centre()
-    today = datetime.now(ZoneInfo(centre.timezone)).date()
 
     async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
-        first = _day(from_, "--from", today)
-        period = kpi.Period(first, _day(to, "--to", first))
+        period = _span(centre, from_, to)
         return await agents.agents(store, centre, period, only=tuple(agent or ()))
 
     rows = with_store(ctx, go, ReportError)
@@ -256,13 +255,13 @@ def agents_(
 @app.command("fcr")
 def fcr_(
     ctx: typer.Context,
-    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
-    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
-    queue: Annotated[list[str] | None, typer.Option(help="Only this queue (repeatable)")] = None,
+    from_: From = None,
+    to: To = None,
+    queue: Queues = None,
     days: Annotated[
         int | None, typer.Option(help="Called again within this many days (reports.fcr_days)")
     ] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    json_: Json = False,
     csv_file: Annotated[
         Path | None, typer.Option("--csv", help="Write the repeat callers to a CSV file")
     ] = None,
@@ -270,11 +269,9 @@ def fcr_(
     """First-contact resolution: the share of answered callers who did not call again within
     the days, and the repeat callers."""
     centre = state(ctx).centre()
-    today = datetime.now(ZoneInfo(centre.timezone)).date()
 
     async def go(store: Any, centre_: Any) -> dict[str, Any]:
-        first = _day(from_, "--from", today)
-        period = kpi.Period(first, _day(to, "--to", first))
+        period = _span(centre, from_, to)
         return await fcr.fcr(store, centre, period, only=tuple(queue or ()), days=days)
 
     result = with_store(ctx, go, ReportError)
@@ -300,19 +297,17 @@ def fcr_(
 @app.command("csat")
 def csat_(
     ctx: typer.Context,
-    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
-    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
-    queue: Annotated[list[str] | None, typer.Option(help="Only this queue (repeatable)")] = None,
+    from_: From = None,
+    to: To = None,
+    queue: Queues = None,
     by: Annotated[str, typer.Option(help="queue or agent")] = "queue",
-    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    json_: Json = False,
 ) -> None:
     """Post-call survey scores: asked, answered, response rate, average, CSAT % (4 and 5)."""
     centre = state(ctx).centre()
-    today = datetime.now(ZoneInfo(centre.timezone)).date()
 
     async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
-        first = _day(from_, "--from", today)
-        period = kpi.Period(first, _day(to, "--to", first))
+        period = _span(centre, from_, to)
         return await csat.csat(store, centre, period, only=tuple(queue or ()), by=by)
 
     rows = with_store(ctx, go, ReportError)
@@ -333,22 +328,18 @@ def csat_(
 @app.command("calls")
 def calls_(
     ctx: typer.Context,
-    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
-    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
+    from_: From = None,
+    to: To = None,
     line: Annotated[str | None, typer.Option(help="Only this line")] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
-    csv_file: Annotated[
-        Path | None, typer.Option("--csv", help="Write the rows to a CSV file")
-    ] = None,
+    json_: Json = False,
+    csv_file: Csv = None,
 ) -> None:
     """Every call that reached telephonist, with its queue visit (wait, agent, talk, who hung
     up, survey score)."""
     centre = state(ctx).centre()
-    today = datetime.now(ZoneInfo(centre.timezone)).date()
 
     async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
-        first = _day(from_, "--from", today)
-        period = kpi.Period(first, _day(to, "--to", first))
+        period = _span(centre, from_, to)
         return await calls.calls(store, centre, period, line=line)
 
     rows = with_store(ctx, go, ReportError)
@@ -370,18 +361,16 @@ def calls_(
 @app.command("lines")
 def lines_(
     ctx: typer.Context,
-    from_: Annotated[str | None, typer.Option("--from", help=FROM_HELP)] = None,
-    to: Annotated[str | None, typer.Option("--to", help=TO_HELP)] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    from_: From = None,
+    to: To = None,
+    json_: Json = False,
 ) -> None:
     """Per line: calls, answered, and how they ended (routed, queued, caller hang-up,
     fallback while serve was down...)."""
     centre = state(ctx).centre()
-    today = datetime.now(ZoneInfo(centre.timezone)).date()
 
     async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
-        first = _day(from_, "--from", today)
-        return await calls.lines(store, centre, kpi.Period(first, _day(to, "--to", first)))
+        return await calls.lines(store, centre, _span(centre, from_, to))
 
     rows = with_store(ctx, go, ReportError)
     if json_:
@@ -399,7 +388,7 @@ def lines_(
 @app.command("campaigns")
 def campaigns_(
     ctx: typer.Context,
-    json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    json_: Json = False,
 ) -> None:
     """Every campaign: dials, connects, abandon rate over its jurisdiction's period, talk,
     agent time, occupancy, outcomes and leads (the figures of `campaign stats`)."""
