@@ -1,28 +1,22 @@
 """Ingest Asterisk's queue_log into the database, exactly once.
 
 app_queue appends one line per queue event (``time|callid|queue|agent|event|data...``);
-report tools read it, and so will telephonist's reports. Every second the new complete lines
-are parsed and stored together with the file position in one transaction, so a restart
-neither loses nor repeats a line; a rotated (new inode) or truncated file is read from the
-start.
+report tools read it, and so do telephonist's reports. Every second the new complete lines
+are parsed and stored together with the file position in one transaction
+(:class:`~telephonist.core.logtail.LogIngester`), so a restart neither loses nor repeats a
+line.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
-
 from telephonist.acd.events import ACD
-from telephonist.core.loops import retry_after
-from telephonist.core.models import QueueLogEntry, QueueLogPosition
+from telephonist.core.logtail import LogIngester
+from telephonist.core.models import QueueLogEntry
 from telephonist.core.storage import Store, UnitOfWork
-
-log = logging.getLogger("telephonist.acd")
 
 
 def parse_line(line: str) -> QueueLogEntry | None:
@@ -56,64 +50,26 @@ Hook = Callable[[UnitOfWork, list[QueueLogEntry]], Awaitable[None]]
 """Runs inside the ingestion transaction with the new lines (callbacks learn outcomes so)."""
 
 
-class QueueLogIngester:
+class QueueLogIngester(LogIngester):
+    what = "queue_log"
+
     def __init__(self, path: Path, store: Store, interval: float = 1.0) -> None:
-        self.path = path
-        self.store = store
-        self.interval = interval
+        super().__init__(path, store, interval)
         self.hooks: list[Hook] = []
-        self._lock = asyncio.Lock()
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.ingest_once()
-            except OSError as exc:
-                log.warning("queue_log %s not read: %s", self.path, exc)
-            await retry_after(self.interval)
-
-    async def ingest_once(self) -> int:
-        """Store the lines added since the last call; returns how many."""
-        async with self._lock:
-            return await self._ingest()
-
-    async def _ingest(self) -> int:
-        if not self.path.exists():
-            return 0
-        stat = self.path.stat()
-        async with self.store.unit_of_work() as uow:
-            result = await uow.session.execute(
-                select(QueueLogPosition).where(QueueLogPosition.path == str(self.path))  # type: ignore[arg-type]
-            )
-            position = result.scalar_one_or_none()
-            if position is None:
-                position = QueueLogPosition(path=str(self.path), inode=stat.st_ino, offset=0)
-                uow.session.add(position)
-            if position.inode != stat.st_ino or position.offset > stat.st_size:
-                position.inode, position.offset = stat.st_ino, 0  # rotated or truncated
-            if position.offset == stat.st_size:
-                return 0
-            chunk = await asyncio.to_thread(_read_from, self.path, position.offset)
-            complete = chunk[: chunk.rfind(b"\n") + 1]  # a half-written last line waits
-            entries = []
-            for raw in complete.decode(errors="replace").splitlines():
-                entry = parse_line(raw)
-                if entry is not None:
-                    uow.session.add(entry)
-                    entries.append(entry)
-            position.offset += len(complete)
-            if entries:
-                await uow.session.flush()
-                for hook in self.hooks:
-                    await hook(uow, entries)
-                ACD(uow, "queue_log", {"lines": len(entries)})
+    async def handle(self, uow: UnitOfWork, lines: list[str]) -> int:
+        entries = []
+        for raw in lines:
+            entry = parse_line(raw)
+            if entry is not None:
+                uow.session.add(entry)
+                entries.append(entry)
+        if entries:
+            await uow.session.flush()
+            for hook in self.hooks:
+                await hook(uow, entries)
+            ACD(uow, "queue_log", {"lines": len(entries)})
         return len(entries)
-
-
-def _read_from(path: Path, offset: int, limit: int = 4 << 20) -> bytes:
-    with path.open("rb") as fh:
-        fh.seek(offset)
-        return fh.read(limit)
 
 
 def sandbox_queue_log(rootfs: Path, instance: str) -> Path:

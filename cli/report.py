@@ -334,8 +334,9 @@ def calls_(
     json_: Json = False,
     csv_file: Csv = None,
 ) -> None:
-    """Every call that reached telephonist, with its queue visit (wait, agent, talk, who hung
-    up, survey score)."""
+    """Every call as Asterisk recorded it (answer and end times, hang-up cause, who hung up),
+    with what telephonist did with it and its queue visit (wait, agent, talk, wrap-up, survey
+    score)."""
     centre = state(ctx).centre()
 
     async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
@@ -350,7 +351,8 @@ def calls_(
         typer.echo(json.dumps(rows, indent=1))
         return
     table = Table(title=f"Calls ({centre.timezone})")
-    keys = ["time", "line", "caller", "outcome", "queue", "wait", "agent", "talk", "ended_by"]
+    keys = ["time", "line", "caller", "outcome", "queue", "wait", "agent", "talk", "duration",
+            "hangup", "hung_up_by"]  # fmt: skip
     for key in keys:
         table.add_column(key.replace("_", " "))
     for row in rows:

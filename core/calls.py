@@ -27,7 +27,7 @@ from telephonist.core.storage import Store, UnitOfWork
 
 log = logging.getLogger("telephonist.calls")
 
-CALLS = Notifier("calls", "started", "ended", "fallback")
+CALLS = Notifier("calls", "started", "ended", "fallback", "recorded")
 """Call records' events: see README, "Events"."""
 
 

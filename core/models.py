@@ -297,6 +297,65 @@ class ReportSend(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=_ts())
 
 
+class CelEvent(SQLModel, table=True):
+    """A channel event (Asterisk CEL) of a call that has not ended yet. When the call's
+    ``LINKEDID_END`` is ingested its :class:`PbxCall` is built from these rows and they are
+    deleted, in the same transaction."""
+
+    __tablename__ = "cel_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    linkedid: str = Field(index=True, max_length=150)
+    uniqueid: str = Field(max_length=150)
+    event: str = Field(max_length=20)
+    at: datetime = Field(sa_column=_ts(nullable=False))
+    channel: str = Field(default="", max_length=150)
+    caller_number: str = Field(default="", max_length=80)
+    caller_name: str = Field(default="", max_length=80)
+    exten: str = Field(default="", max_length=80)
+    context: str = Field(default="", max_length=80)
+    peer: str = Field(default="", max_length=150)
+    extra: str = Field(default="", max_length=400)
+
+
+class PbxCall(SQLModel, table=True):
+    """One call as Asterisk saw it (all channels sharing a linkedid), from its channel events:
+    the true answer and end times, the hang-up cause and who hung up. Built exactly once when
+    the call's ``LINKEDID_END`` is ingested (also when the call ended while serve was down).
+    ``channel`` is the call's first channel: the caller of an inbound call, the called party
+    of an originated one; its uniqueid is the linkedid (and the queue_log's callid, and the
+    Stasis channel id in ``calls``)."""
+
+    __tablename__ = "pbx_calls"
+
+    id: int | None = Field(default=None, primary_key=True)
+    linkedid: str = Field(max_length=150, unique=True)
+    channel: str = Field(default="", max_length=150)
+    caller_number: str = Field(default="", max_length=80)
+    caller_name: str = Field(default="", max_length=80)
+    exten: str = Field(default="", max_length=80)
+    context: str = Field(default="", max_length=80)
+    started_at: datetime = Field(sa_column=_ts(index=True, nullable=False))
+    answered_at: datetime | None = Field(default=None, sa_column=_ts())
+    connected_at: datetime | None = Field(default=None, sa_column=_ts())
+    """When the first channel was first bridged with another party."""
+    ended_at: datetime = Field(sa_column=_ts(nullable=False))
+    """When the first channel hung up."""
+    talk: int = 0
+    """Seconds the first channel spent bridged with another party."""
+    peer: str = Field(default="", max_length=150)
+    """The last channel it was bridged with (an agent's phone, a trunk)."""
+    hangup_cause: int = 0
+    """Q.850 cause of the first channel's hang-up (16 normal clearing, 17 busy, ...; 0 when
+    a SIP caller hung up with a plain BYE)."""
+    hangup_source: str = Field(default="", max_length=150)
+    """The channel (or ``dialplan/builtin``...) Asterisk names as having hung up."""
+    hung_up_by: str = Field(default="", max_length=8)
+    """``caller`` (the first channel), ``peer`` (another channel of the call) or ``pbx``."""
+    dialstatus: str = Field(default="", max_length=20)
+    channels: int = 1
+
+
 class QueueLogPosition(SQLModel, table=True):
     """How far the queue_log file has been read (committed with the rows: exactly once)."""
 

@@ -85,6 +85,9 @@ class PbxSettings(_Section):
     """Where the sandbox root filesystem is built once and reused (outside the repository)."""
     queue_log: Path | None = None
     """External mode: Asterisk's queue_log file, to ingest it (sandbox: found by itself)."""
+    cel_log: Path | None = None
+    """External mode: the file cel_custom.conf writes channel events to (``cel.json`` in
+    Asterisk's log folder), to ingest the true call records (sandbox: found by itself)."""
     voicemail_spool: Path | None = None
     """External mode: app_voicemail's spool (``.../spool/asterisk/voicemail``), where new
     messages are read from (sandbox: found by itself)."""

@@ -33,6 +33,7 @@ from telephonist.callbacks.voicemail import VoicemailWatcher, sandbox_spool
 from telephonist.core import calls
 from telephonist.core.ami import AmiClient, AmiError
 from telephonist.core.ari import AriClient
+from telephonist.core.cel import CelIngester, sandbox_cel_log
 from telephonist.core.destinations import Router
 from telephonist.core.events import OutboxPublisher
 from telephonist.core.loops import Supervisor
@@ -129,6 +130,11 @@ class Service:
             self.queue_log.hooks.append(calls.on_queue_log)
             # Each visit to a queue, for the reports (reports/facts.py).
             self.queue_log.hooks.append(QueueCallBuilder(self.centre, policy.numbering))
+        cel_path = pbx.cel_log
+        if cel_path is None and pbx.mode == "sandbox":
+            cel_path = sandbox_cel_log(pbx.cache_dir / f"rootfs-{pbx.debian_suite}", pbx.instance)
+        # The true call records: answer, end, hang-up cause, who hung up (core/cel.py).
+        self.cel = CelIngester(cel_path, self.store) if cel_path else None
         routes["acd-redirect"] = self.acd.redirect
         routes["queue"] = self.acd.line
         routes["queue-callback"] = QueueCallbackRoute(
@@ -200,6 +206,8 @@ class Service:
         add("queue-watcher", self.watcher.run)
         if self.queue_log is not None:
             add("queue-log", self.queue_log.run)
+        if self.cel is not None:
+            add("cel", self.cel.run)
         add("call-records", self.call_records.run)
         add("callbacks", self.callbacks.run)
         add("dialer", self.dialer.run)

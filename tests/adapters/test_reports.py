@@ -27,6 +27,7 @@ from telephonist.core.models import (
     CallbackRequest,
     CampaignLead,
     DialAttempt,
+    PbxCall,
     QueueCall,
     QueueRedirect,
 )
@@ -497,13 +498,53 @@ async def test_the_call_list_joins_each_call_to_its_queue_visit(
                     started_at=datetime.fromtimestamp(at(minutes), UTC),
                 )
             )
+        # Asterisk's own records (core/cel.py): the first call, and an outbound call that
+        # never reached telephonist; the others have none yet.
+        t0 = datetime.fromtimestamp(at(0), UTC)
+        uow.session.add(
+            PbxCall(
+                linkedid="c1",
+                channel="PJSIP/trunk-1",
+                caller_number="5550001",
+                exten="100",
+                started_at=t0,
+                answered_at=t0 + timedelta(seconds=1),
+                connected_at=t0 + timedelta(seconds=10),
+                ended_at=t0 + timedelta(seconds=131),
+                talk=121,
+                hangup_cause=16,
+                hung_up_by="caller",
+                peer="PJSIP/alice-2",
+            )
+        )
+        uow.session.add(
+            PbxCall(
+                linkedid="out-1",
+                channel="PJSIP/trunk-9",
+                caller_number="0612345678",
+                started_at=t0 + timedelta(minutes=40),
+                ended_at=t0 + timedelta(minutes=40, seconds=20),
+                hangup_cause=17,
+                hung_up_by="peer",
+                dialstatus="BUSY",
+            )
+        )
     rows = await calls.calls(store, CENTRE, kpi.Period(date(2026, 12, 3), date(2026, 12, 3)))
     assert [(r["time"], r["caller"], r["queue"], r["wait"], r["queue_outcome"], r["agent"],
              r["talk"], r["ended_by"]) for r in rows] == [
         ("2026-12-03 09:00:00", "5550001", "support", 10, "answered", "Alice", 120, "caller"),
         ("2026-12-03 09:20:00", "5550004", "support", 45, "abandoned", "", 0, ""),
         ("2026-12-03 09:30:00", "5550099", None, None, None, None, None, None),
+        ("2026-12-03 09:40:00", "0612345678", None, None, None, None, 0, None),
     ]  # fmt: skip
+    assert [(r["source"], r["answered"], r["ended"], r["duration"], r["hangup"], r["hung_up_by"])
+            for r in rows] == [
+        ("pbx", "2026-12-03 09:00:01", "2026-12-03 09:02:11", 131, "normal clearing", "caller"),
+        ("telephonist", None, None, None, None, None),
+        ("telephonist", None, None, None, None, None),
+        ("pbx", None, "2026-12-03 09:40:20", 20, "user busy", "peer"),
+    ]  # fmt: skip
+    assert rows[0]["line"] == "main" and rows[3]["line"] is None  # only telephonist knows lines
     with pytest.raises(kpi.ReportError, match="--line: no line 'nope'"):
         await calls.calls(store, CENTRE, kpi.Period(date(2026, 12, 3), date(2026, 12, 3)),
                           line="nope")  # fmt: skip

@@ -156,3 +156,20 @@ async def test_a_scripted_day_reports_what_happened_to_the_second(
     (rita_row,) = json.loads(agents.stdout)
     assert rita_row["answered"] == 3 and rita_row["talk"] == truth["talk_total"]
     assert rita_row["logged_in"] > 0
+
+    # The call list: each call as Asterisk recorded it (its channel events), once.
+    listed = await asyncio.to_thread(cli, settings, "report", "calls", "--from", str(day),
+                                     "--to", str(day + timedelta(days=1)), "--json")  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    mine = [r for r in json.loads(listed.stdout) if r["call"] in callids]
+    assert [(r["caller"], r["source"]) for r in mine] == [(c, "pbx") for c, *_ in SCRIPT]
+    for r, (_caller, ring, talk, _keys, stay) in zip(mine, SCRIPT, strict=True):
+        assert r["answered"] is not None, r  # the line answers before the queue
+        if ring is None:  # the caller gave up waiting: Asterisk names the caller's channel
+            assert (r["hung_up_by"], r["queue_outcome"]) == ("caller", "abandoned"), r
+            assert abs(r["duration"] - stay / 1000) <= 1, r
+        else:  # Rita hung up first (Asterisk names her channel); talk as the queue_log says
+            assert (r["hung_up_by"], r["ended_by"], r["hangup"]) == (
+                "peer", "agent", "normal clearing"), r  # fmt: skip
+            assert r["peer"].startswith("PJSIP/") and abs(r["talk"] - talk / 1000) <= 1, r
+            assert r["duration"] >= (ring + talk) / 1000, r

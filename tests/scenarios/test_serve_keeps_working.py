@@ -19,7 +19,7 @@ from sqlmodel import col
 
 from telephonist.asterisk_conf.sandbox import Sandbox
 from telephonist.core.ami import AmiClient, AmiError
-from telephonist.core.models import CallbackAttempt, CallbackRequest, OutboxEvent
+from telephonist.core.models import CallbackAttempt, CallbackRequest, OutboxEvent, as_utc
 from telephonist.core.settings import Settings
 from telephonist.core.storage import Store
 from tests.scenarios.conftest import HTTP_PORT, AmiWatch, journey
@@ -186,6 +186,23 @@ async def test_with_serve_down_the_queues_redirects_still_apply(
         ("empty-line", "fallback", "fallback:queue:empty-q"),
         ("night-line", "fallback", "fallback:queue:night-q"),
     ]
+    # Asterisk's own records of both calls (its channel events, written while serve was
+    # down, read once it was back): answered by the PBX, ended by the caller after ~5 s.
+    pbx = await until(lambda: _two(_pbx_calls(store, *(c.channel_id for c in calls))),
+                      what="the true records of the fallback calls")  # fmt: skip
+    for record in pbx:
+        assert record.answered_at is not None and record.hung_up_by == "caller"
+        assert record.caller_number in {"5572003", "5572004"}
+        assert record.hangup_source == record.channel  # the caller's own channel
+        assert 4 <= (record.ended_at - record.started_at).total_seconds() <= 7
+
+
+async def _pbx_calls(store: Store, *linkedids: str) -> list[Any]:
+    from telephonist.core.models import PbxCall
+
+    async with store.sessions() as s:
+        rows = await s.execute(select(PbxCall).where(col(PbxCall.linkedid).in_(linkedids)))
+        return list(rows.scalars())
 
 
 async def _voicemail(ami_watch: AmiWatch, caller: str, box: str, what: str) -> None:
@@ -228,6 +245,11 @@ async def test_a_call_whose_end_serve_did_not_see_is_closed(
 
     row = await until(closed, timeout=30, what="the record closed")
     assert row.outcome == "lost"
+    # Its true end came from Asterisk: when the caller hung up, not when serve found out.
+    (record,) = await until(lambda: _pbx_calls(store, row.channel_id), what="the true record")
+    assert record.caller_number == "5572100" and record.hung_up_by == "caller"
+    assert as_utc(record.ended_at) < as_utc(row.ended_at)  # type: ignore[arg-type]
+    assert 4 <= (as_utc(record.ended_at) - as_utc(record.started_at)).total_seconds() <= 7
 
 
 async def test_queue_callers_hear_music_on_hold(

@@ -1,0 +1,84 @@
+"""Ingest a log file Asterisk appends to (queue_log, channel events), exactly once.
+
+Every ``interval`` seconds the complete lines added since the last read are handed to
+:meth:`LogIngester.handle` inside one transaction, together with the new file position
+(``queue_log_position`` rows, one per path): a restart neither loses nor repeats a line, and
+lines written while serve was down are read when it is back. A rotated (new inode) or
+truncated file is read from the start; a half-written last line waits for the next read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from sqlalchemy import select
+
+from telephonist.core.loops import retry_after
+from telephonist.core.models import QueueLogPosition
+from telephonist.core.storage import Store, UnitOfWork
+
+log = logging.getLogger("telephonist.logtail")
+
+CHUNK = 4 << 20
+"""At most this many bytes per read (and per transaction)."""
+
+
+class LogIngester:
+    """Subclasses say what a batch of new lines becomes (:meth:`handle`)."""
+
+    what = "log"
+
+    def __init__(self, path: Path, store: Store, interval: float = 1.0) -> None:
+        self.path = path
+        self.store = store
+        self.interval = interval
+        self._lock = asyncio.Lock()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.ingest_once()
+            except OSError as exc:
+                log.warning("%s %s not read: %s", self.what, self.path, exc)
+            await retry_after(self.interval)
+
+    async def ingest_once(self) -> int:
+        """Handle the lines added since the last call; returns what :meth:`handle` counted."""
+        async with self._lock:
+            if not self.path.exists():
+                return 0
+            stat = self.path.stat()
+            async with self.store.unit_of_work() as uow:
+                position = (
+                    await uow.session.execute(
+                        select(QueueLogPosition).where(
+                            QueueLogPosition.path == str(self.path)  # type: ignore[arg-type]
+                        )
+                    )
+                ).scalar_one_or_none()
+                if position is None:
+                    position = QueueLogPosition(path=str(self.path), inode=stat.st_ino, offset=0)
+                    uow.session.add(position)
+                if position.inode != stat.st_ino or position.offset > stat.st_size:
+                    position.inode, position.offset = stat.st_ino, 0  # rotated or truncated
+                if position.offset == stat.st_size:
+                    return 0
+                chunk = await asyncio.to_thread(_read_from, self.path, position.offset)
+                complete = chunk[: chunk.rfind(b"\n") + 1]
+                position.offset += len(complete)
+                lines = complete.decode(errors="replace").splitlines()
+                return await self.handle(uow, lines) if lines else 0
+
+    async def handle(self, uow: UnitOfWork, lines: list[str]) -> int:
+        raise NotImplementedError
+
+
+def _read_from(path: Path, offset: int, limit: int = CHUNK) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        return fh.read(limit)
+
+
+__all__ = ["LogIngester"]
