@@ -22,7 +22,7 @@ from telephonist.core.files import ExportError, open_export
 from telephonist.core.models import Campaign
 from telephonist.core.numbers import Numbering
 from telephonist.dialer import campaigns as campaign_service
-from telephonist.reports import abandoned, agents, calls, csat, facts, fcr, kpi
+from telephonist.reports import abandoned, agents, calls, csat, facts, fcr, kpi, lines
 from telephonist.reports.kpi import ReportError
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ To = Annotated[str | None, typer.Option("--to", help=TO_HELP)]
 Queues = Annotated[list[str] | None, typer.Option("--queue", help="Only this queue (repeatable)")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON")]
 Csv = Annotated[Path | None, typer.Option("--csv", help="Write the rows to a CSV file")]
+Interval = Annotated[str, typer.Option(help="15, 30, 60 (minutes), day, week, month or total")]
 
 
 def _day(text: str | None, option: str, default: date) -> date:
@@ -58,9 +59,7 @@ def queues(
     ctx: typer.Context,
     from_: From = None,
     to: To = None,
-    interval: Annotated[
-        str, typer.Option(help="15, 30, 60 (minutes), day, week, month or total")
-    ] = "day",
+    interval: Interval = "day",
     queue: Queues = None,
     formula: Annotated[
         str | None,
@@ -136,7 +135,8 @@ def _print(report: dict[str, Any]) -> None:
         redirects = ", ".join(f"{k} {v}" for k, v in sorted(total["redirects"].items()))
         console.print(
             f"{name}: redirects {redirects or 'none'}; callbacks requested "
-            f"{total['callbacks_requested']}, completed {total['callbacks_completed']}"
+            f"{total['callbacks_requested']}, completed {total['callbacks_completed']}; "
+            f"voicemails {total['voicemails']}"
         )
 
 
@@ -365,25 +365,37 @@ def lines_(
     ctx: typer.Context,
     from_: From = None,
     to: To = None,
+    interval: Interval = "total",
+    line: Annotated[
+        list[str] | None, typer.Option("--line", help="Only this line (repeatable)")
+    ] = None,
     json_: Json = False,
+    csv_file: Csv = None,
 ) -> None:
-    """Per line: calls, answered, and how they ended (routed, queued, caller hang-up,
-    fallback while serve was down...)."""
+    """Per line and period: calls, answered, where they went (queue, voicemail, callback,
+    outside, redirected, hung up in the menus, fallback while serve was down...), average
+    time in the menus and average call duration."""
     centre = state(ctx).centre()
 
     async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
-        return await calls.lines(store, centre, _span(centre, from_, to))
+        period = _span(centre, from_, to, interval)
+        return await lines.lines(store, centre, period, only=tuple(line or ()))
 
     rows = with_store(ctx, go, ReportError)
+    if csv_file is not None:
+        _write_csv(csv_file, [{**r, "ended": " ".join(f"{k}={v}" for k, v in r["ended"].items())}
+                              for r in rows])  # fmt: skip
+        return
     if json_:
         typer.echo(json.dumps(rows, indent=1))
         return
     table = Table(title=f"Lines ({centre.timezone})")
-    for key in ("line", "calls", "answered", "ended"):
+    for key in ("line", "period", "calls", "answered", "ended", "in menus", "duration"):
         table.add_column(key)
     for r in rows:
         ended = ", ".join(f"{k} {v}" for k, v in r["ended"].items())
-        table.add_row(r["line"], str(r["calls"]), str(r["answered"]), ended)
+        table.add_row(r["line"], r["period"], str(r["calls"]), str(r["answered"]), ended,
+                      str(r["avg_in_menus"] or ""), str(r["avg_duration"] or ""))  # fmt: skip
     Console().print(table)
 
 

@@ -60,8 +60,11 @@ recorded with what was seen, ``hung_up_by`` empty."""
 
 
 def cause_text(cause: int) -> str:
-    """>>> cause_text(16), cause_text(99)
-    ('normal clearing', 'cause 99')"""
+    """The cause's name.
+
+    >>> cause_text(16), cause_text(99)
+    ('normal clearing', 'cause 99')
+    """
     return CAUSES.get(cause, f"cause {cause}")
 
 

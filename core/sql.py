@@ -3,6 +3,8 @@
 - :class:`epoch` — seconds since 1970 of a timestamp (fractions kept), so durations are a
   subtraction on both databases;
 - :class:`greatest` / :class:`least` — of two values (SQLite's two-argument ``max``/``min``).
+- :class:`plus_days` — a timestamp n days later, comparable with stored ones;
+- :class:`floor_div` — integer floor division of a positive number (time slots).
 """
 
 from __future__ import annotations
@@ -84,3 +86,23 @@ def _plus_days_sqlite(element: plus_days, compiler: Any, **kw: Any) -> str:
 def _plus_days_pg(element: plus_days, compiler: Any, **kw: Any) -> str:
     when, days = (compiler.process(c, **kw) for c in element.clauses)
     return f"({when} + make_interval(days => CAST({days} AS INTEGER)))"
+
+
+class floor_div(FunctionElement[int]):
+    """``floor_div(x, n)``: ⌊x / n⌋ as an integer for x ≥ 0 (SQLite's CAST truncates, which is
+    the floor of a positive number; PostgreSQL's CAST would round)."""
+
+    inherit_cache = True
+    name = "floor_div"
+
+
+@compiles(floor_div, "sqlite")
+def _floor_div_sqlite(element: floor_div, compiler: Any, **kw: Any) -> str:
+    x, n = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(({x}) / ({n}) AS INTEGER)"
+
+
+@compiles(floor_div, "postgresql")
+def _floor_div_pg(element: floor_div, compiler: Any, **kw: Any) -> str:
+    x, n = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(FLOOR(({x}) / ({n})) AS BIGINT)"

@@ -1,13 +1,12 @@
 """The call list: every call of a period as Asterisk recorded it (core/cel.py), with what
-telephonist did with it and what the queue_log says of its queue visit; and the per-line
-counts."""
+telephonist did with it and what the queue_log says of its queue visit."""
 
 from __future__ import annotations
 
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, exists, func, select, true
+from sqlalchemy import and_, exists, func, select, true
 
 from telephonist.core.cel import cause_text
 from telephonist.core.centre import Centre
@@ -90,29 +89,3 @@ async def calls(
     for r in rows:
         del r["_at"]
     return rows[:limit]
-
-
-async def lines(store: Store, centre: Centre, period: Period) -> list[dict[str, Any]]:
-    """Per line over the period: calls, answered, and how they ended (the outcome's kind:
-    ``routed`` to a destination, ``queued``, ``caller_hangup``, ``fallback`` while serve was
-    down...), counted in SQL."""
-    start, end = period.utc_range(ZoneInfo(centre.timezone))
-    c = Call.__table__.c  # type: ignore[attr-defined]
-    kind = case(
-        *[(c.outcome.like(f"{prefix}:%"), prefix) for prefix in ("routed", "queued", "fallback")],
-        else_=func.coalesce(c.outcome, "open"),
-    )
-    stmt = (
-        select(c.line, kind.label("kind"), func.count(), func.count(c.answered_at))
-        .where(and_(c.started_at >= start, c.started_at < end))
-        .group_by(c.line, kind)
-        .order_by(c.line, kind)
-    )
-    out: dict[str, dict[str, Any]] = {}
-    async with store.sessions() as s:
-        for line, how, n, answered in await s.execute(stmt):
-            row = out.setdefault(line, {"line": line, "calls": 0, "answered": 0, "ended": {}})
-            row["calls"] += int(n)
-            row["answered"] += int(answered)
-            row["ended"][how or "open"] = int(n)
-    return list(out.values())

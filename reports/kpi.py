@@ -16,8 +16,9 @@ dialer's calls are not offered calls):
 - average handle time = talk + hold + wrap-up (app_queue logs no hold: 0 until the PBX
   reports it), with its parts.
 
-For the whole range, also the redirects by reason (``queue_redirects``) and the callbacks
-requested and completed for the queue.
+For the whole range, also the redirects by reason (``queue_redirects``), the callbacks
+requested and completed for the queue, and the voicemails its callers left after a redirect
+to a mailbox.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import and_, case, exists, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from telephonist.core.centre import SL_FORMULAS, Centre
-from telephonist.core.models import CallbackRequest, QueueCall, QueueRedirect
+from telephonist.core.models import CallbackRequest, QueueCall, QueueRedirect, VoicemailMessage
+from telephonist.core.sql import plus_days
 from telephonist.core.storage import Store
 
 INTERVALS = ("15", "30", "60", "day", "week", "month", "total")
@@ -247,7 +249,8 @@ async def _totals(s: Any, centre: Centre, period: Period, only: tuple[str, ...])
     cb = CallbackRequest.__table__.c  # type: ignore[attr-defined]
     names = only or tuple(sorted(centre.queue_names))
     out: dict[str, Any] = {q: {"redirects": {}, "callbacks_requested": 0,
-                               "callbacks_completed": 0} for q in names}  # fmt: skip
+                               "callbacks_completed": 0, "voicemails": 0}
+                           for q in names}  # fmt: skip
     redirects = await s.execute(
         select(r.queue, r.reason, func.count())
         .where(and_(r.at >= start, r.at < end, r.queue.in_(names)))
@@ -270,6 +273,23 @@ async def _totals(s: Any, centre: Centre, period: Period, only: tuple[str, ...])
     )
     for queue, n in completed.all():
         out[queue]["callbacks_completed"] = int(n)
+    # Voicemails: callers a queue's redirect sent to a mailbox who left a message there (the
+    # message from their number within a day of the redirect).
+    vm = VoicemailMessage.__table__.c  # type: ignore[attr-defined]
+    left = exists().where(and_(
+        vm.mailbox == func.substr(r.destination, len("voicemail:") + 1),
+        vm.caller_number == r.caller_number, r.caller_number != "",
+        vm.received_at >= r.at, vm.received_at < plus_days(r.at, literal(1)),
+    ))  # fmt: skip
+    voicemails = await s.execute(
+        select(r.queue, func.count())
+        .where(and_(r.at >= start, r.at < end, r.queue.in_(names)))
+        .where(r.destination.like("voicemail:%"))
+        .where(left)
+        .group_by(r.queue)
+    )
+    for queue, n in voicemails.all():
+        out[queue]["voicemails"] = int(n)
     return out
 
 

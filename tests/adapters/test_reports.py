@@ -30,10 +30,11 @@ from telephonist.core.models import (
     PbxCall,
     QueueCall,
     QueueRedirect,
+    VoicemailMessage,
 )
 from telephonist.core.settings import load_settings
 from telephonist.core.storage import Store
-from telephonist.reports import abandoned, agents, calls, csat, facts, fcr, kpi
+from telephonist.reports import abandoned, agents, calls, csat, facts, fcr, kpi, lines
 
 CENTRE = Centre.model_validate(
     {
@@ -41,6 +42,10 @@ CENTRE = Centre.model_validate(
         "queues": [
             {"name": "support", "service_level": 20, "wrapup": 5},
             {"name": "sales", "service_level": 30},
+        ],
+        "lines": [
+            {"number": "100", "name": "main", "route": "ivr"},
+            {"number": "199", "name": "night", "route": "ivr"},
         ],
         "agents": [
             {"id": "alice", "name": "Alice", "extension": "2001", "skills": {"support": 0}},
@@ -136,10 +141,15 @@ async def test_the_queue_report_of_a_day(store: Store, tmp_path: Path) -> None:
     async with store.unit_of_work() as uow:
         when = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
         # 09:30 UTC is 10:30 in Paris: as the ACD stores it.
-        for reason in ("empty", "after_hours"):
+        for reason, caller in (("empty", "5550010"), ("after_hours", "5550011")):
             uow.session.add(QueueRedirect(at=when, queue="support", reason=reason,
                                           local_day="2026-12-03", local_minute=630,
-                                          local_week="2026-W49"))  # fmt: skip
+                                          local_week="2026-W49", caller_number=caller,
+                                          destination="voicemail:100"))  # fmt: skip
+        # 5550010 left a message in 100 (counted); 5550011 hung up, wrote to 101 instead.
+        for n, (box, caller) in enumerate((("100", "5550010"), ("101", "5550011"))):
+            uow.session.add(VoicemailMessage(mailbox=box, msg_id=f"m{n}", caller_number=caller,
+                                             received_at=when + timedelta(minutes=2)))  # fmt: skip
         uow.session.add(QueueRedirect(at=when, queue="sales", reason="after_hours",
                                       local_day="2026-12-03", local_minute=1200,
                                       local_week="2026-W49"))  # fmt: skip
@@ -170,6 +180,7 @@ async def test_the_queue_report_of_a_day(store: Store, tmp_path: Path) -> None:
         "redirects": {"empty": 1, "after_hours": 1},
         "callbacks_requested": 1,
         "callbacks_completed": 1,
+        "voicemails": 1,
     }
     # The other formulas: over answered + abandoned (short ones out), or abandoned after T.
     for formula, expected in (("offered", round(1 / 3, 4)), ("abandoned_after", round(1 / 3, 4))):
@@ -550,19 +561,56 @@ async def test_the_call_list_joins_each_call_to_its_queue_visit(
                           line="nope")  # fmt: skip
 
 
-async def test_lines_count_calls_by_how_they_ended(store: Store) -> None:
+async def test_lines_count_calls_by_how_they_ended_per_interval(store: Store) -> None:
     async with store.unit_of_work() as uow:
-        base = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
-        for n, (line, outcome, answered) in enumerate((
-            ("main", "routed:queue:support", True), ("main", "routed:voicemail:100", True),
-            ("main", "caller_hangup", True), ("night", "fallback:playback", False),
-            ("night", None, False),
+        base = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)  # 09:00 in Paris
+        for n, (line, outcome, answered, minutes, menus) in enumerate((
+            ("main", "routed:queue:support", True, 0, 20),
+            ("main", "routed:voicemail:100", True, 5, 30),
+            ("main", "caller_hangup", True, 20, 7), ("main", "queued:support", True, 50, 1),
+            ("main", "redirected:after_hours:voicemail:100", True, 61, 1),
+            ("night", "fallback:playback", False, 1, 0), ("night", None, False, 2, None),
         )):  # fmt: skip
-            uow.session.add(Call(channel_id=f"l{n}", line=line, route="ivr", outcome=outcome,
-                                 started_at=base + timedelta(minutes=n),
-                                 answered_at=base if answered else None))  # fmt: skip
-    rows = await calls.lines(store, CENTRE, kpi.Period(date(2026, 12, 3), date(2026, 12, 3)))
-    assert rows == [
-        {"line": "main", "calls": 3, "answered": 3, "ended": {"caller_hangup": 1, "routed": 2}},
-        {"line": "night", "calls": 2, "answered": 0, "ended": {"fallback": 1, "open": 1}},
+            started = base + timedelta(minutes=minutes)
+            uow.session.add(
+                Call(
+                    channel_id=f"l{n}",
+                    line=line,
+                    route="ivr",
+                    outcome=outcome,
+                    started_at=started,
+                    answered_at=started if answered else None,
+                    ended_at=None if menus is None else started + timedelta(seconds=menus),
+                )
+            )
+        # Asterisk's record of the first call: 95 s from ring to hang-up.
+        started = base
+        uow.session.add(PbxCall(linkedid="l0", started_at=started,
+                                ended_at=started + timedelta(seconds=95)))  # fmt: skip
+    day = kpi.Period(date(2026, 12, 3), date(2026, 12, 3), "total")
+    rows = await lines.lines(store, CENTRE, day)
+    assert [(r["line"], r["period"], r["calls"], r["answered"], r["ended"]) for r in rows] == [
+        ("main", "total", 5, 5, {"caller_hangup": 1, "queue": 2, "redirected": 1, "voicemail": 1}),
+        ("night", "total", 2, 0, {"fallback": 1, "open": 1}),
     ]  # fmt: skip
+    assert (rows[0]["avg_in_menus"], rows[0]["avg_duration"]) == (11.8, 95.0)
+    assert (rows[1]["avg_in_menus"], rows[1]["avg_duration"]) == (0.0, None)
+    quarter = await lines.lines(store, CENTRE, kpi.Period(day.first, day.last, "15"),
+                                only=("main",))  # fmt: skip
+    assert [(r["period"], r["calls"], r["ended"]) for r in quarter] == [
+        ("2026-12-03 09:00", 2, {"queue": 1, "voicemail": 1}),  # local time, 15-minute slots
+        ("2026-12-03 09:15", 1, {"caller_hangup": 1}),
+        ("2026-12-03 09:45", 1, {"queue": 1}),
+        ("2026-12-03 10:00", 1, {"redirected": 1}),
+    ]  # fmt: skip
+    hourly = await lines.lines(store, CENTRE, kpi.Period(day.first, day.last, "60"))
+    assert [(r["line"], r["period"], r["calls"]) for r in hourly] == [
+        ("main", "2026-12-03 09:00", 4), ("main", "2026-12-03 10:00", 1),
+        ("night", "2026-12-03 09:00", 2)]  # fmt: skip
+    for interval, label in (("day", "2026-12-03"), ("week", "2026-W49"), ("month", "2026-12")):
+        got = await lines.lines(store, CENTRE, kpi.Period(day.first, day.last, interval))
+        assert [(r["period"], r["calls"]) for r in got] == [(label, 5), (label, 2)]
+    nothing = await lines.lines(store, CENTRE, kpi.Period(date(2026, 12, 4), date(2026, 12, 4)))
+    assert nothing == []
+    with pytest.raises(kpi.ReportError, match="--line: no line 'nope'"):
+        await lines.lines(store, CENTRE, day, only=("nope",))
