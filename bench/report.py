@@ -67,11 +67,20 @@ def synthetic(calls: int, seed: int = 0) -> dict[str, Any]:
                          p=[0.85, 0.10, 0.03, 0.02])  # fmt: skip
     wait = np.minimum(rng.exponential(25, calls), 600).astype(int)
     talk = np.where(outcome == "answered", rng.lognormal(5.2, 0.6, calls).astype(int), 0)
+    caller = rng.integers(0, max(1, calls // 5), calls)
+    # Each visit's caller's next visit (queue_calls.next_at, as reports/facts.py keeps it).
+    at = day.astype(np.int64) * 86400 + second
+    by_caller = np.lexsort((at, caller))
+    following = np.full(calls, -1)
+    same = (caller[by_caller][1:] == caller[by_caller][:-1]) & (
+        at[by_caller][1:] > at[by_caller][:-1]
+    )
+    following[by_caller[:-1][same]] = by_caller[1:][same]
     return {
         "day": day, "second": second, "outcome": outcome, "wait": wait, "talk": talk,
         "queue": rng.choice(QUEUES, calls, p=[0.4, 0.25, 0.15, 0.15, 0.05]),
         "agent": rng.choice(AGENTS, calls),
-        "caller": rng.integers(0, max(1, calls // 5), calls),
+        "caller": caller, "next": following,
         "position": rng.integers(1, 8, calls),
         "start": start,
     }  # fmt: skip
@@ -97,6 +106,10 @@ async def fill(store: Store, data: dict[str, Any], chunk: int = 20000) -> None:
             left = entered + timedelta(seconds=wait)
             ended = left + timedelta(seconds=int(data["talk"][i])) if answered else left
             caller = f"+3361{int(data['caller'][i]):07d}"
+            j = int(data["next"][i])
+            next_at = None if j < 0 else (
+                start + timedelta(days=int(data["day"][j]), seconds=int(data["second"][j]))
+            ).astimezone(UTC)  # fmt: skip
             visits.append({
                 "callid": callid, "queue": queue, "kind": "inbound", "caller": caller,
                 "entered_at": entered, "local_day": local_day, "local_minute": minute,
@@ -104,7 +117,7 @@ async def fill(store: Store, data: dict[str, Any], chunk: int = 20000) -> None:
                 "agent": agent, "wait": wait, "left_position": 0 if answered else 1,
                 "answered_at": left if answered else None, "ended_at": ended,
                 "talk": int(data["talk"][i]), "ended_by": "caller" if answered else "",
-                "wrap": 10 if answered else 0,
+                "wrap": 10 if answered else 0, "next_at": next_at,
             })  # fmt: skip
             base = {"callid": callid, "queue": queue, "data4": "", "data5": ""}
             lines.append({**base, "time": entered, "agent": "NONE", "event": "ENTERQUEUE",

@@ -277,6 +277,9 @@ class QueueCall(SQLModel, table=True):
     """The caller was asked to rate the call (the agent hung up first, the queue has a survey)."""
     csat: int | None = None
     """Their score, 1-5 (None: not asked, or no valid key)."""
+    next_at: datetime | None = Field(default=None, sa_column=_ts())
+    """When the same caller (customer key) next entered a queue (an inbound visit): kept as
+    visits are built, so first-contact resolution is one scan, not a search per call."""
 
 
 class ReportSend(SQLModel, table=True):

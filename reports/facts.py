@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterable
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -37,6 +38,10 @@ log = logging.getLogger("telephonist.reports")
 
 LEFT = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout", "EXITEMPTY": "empty"}
 """Events of a caller who left without an answer: data1 position, data3 seconds waited."""
+
+LINK_DAYS = 90
+"""How far back a visit is linked to the caller's earlier ones (``report fcr --days`` is at
+most this)."""
 ENDED = {"COMPLETECALLER": "caller", "COMPLETEAGENT": "agent"}
 """Events of an answered call's end: data1 wait, data2 talk seconds."""
 
@@ -56,6 +61,9 @@ class QueueCallBuilder:
         list finds their callback tasks, first-contact resolution their next calls."""
 
     def caller(self, raw: str) -> str:
+        """The customer key; empty for a caller with no number (``anonymous``...)."""
+        if not any(ch.isdigit() for ch in raw):
+            return ""
         try:
             return self.numbering.identity(raw)[:80]
         except NumberError:
@@ -98,15 +106,39 @@ class QueueCallBuilder:
         else:
             kind = "inbound"
         day, minute, week = local_place(e.time, self.zone)
-        s.add(
-            QueueCall(
-                callid=e.callid, queue=e.queue, kind=kind, caller=self.caller(e.data2),
-                entered_at=e.time, local_day=day, local_minute=minute, local_week=week,
-                position=_int(e.data3),
-            )
+        caller = self.caller(e.data2)
+        visit = QueueCall(
+            callid=e.callid, queue=e.queue, kind=kind, caller=caller, entered_at=e.time,
+            local_day=day, local_minute=minute, local_week=week, position=_int(e.data3),
         )  # fmt: skip
+        if caller:
+            await self._link(s, visit)
+        s.add(visit)
         await s.flush()
         return 1
+
+    async def _link(self, s: AsyncSession, visit: QueueCall) -> None:
+        """Keep ``next_at`` for first-contact resolution, whatever order the lines come in:
+        the new visit's is the caller's earliest later inbound visit; an inbound visit is the
+        next of the caller's earlier visits (within :data:`LINK_DAYS`) that had none or a
+        later one. Index ranges on (caller, entered_at)."""
+        same = col(QueueCall.caller) == visit.caller
+        later = await s.execute(
+            select(func.min(col(QueueCall.entered_at)))
+            .where(same & (col(QueueCall.kind) == "inbound"))
+            .where(col(QueueCall.entered_at) > visit.entered_at)
+        )
+        visit.next_at = later.scalar_one_or_none()
+        if visit.kind != "inbound":
+            return
+        await s.execute(
+            update(QueueCall)
+            .where(same & (col(QueueCall.entered_at) < visit.entered_at))
+            .where(col(QueueCall.entered_at) >= visit.entered_at - timedelta(days=LINK_DAYS))
+            .where(col(QueueCall.next_at).is_(None) | (col(QueueCall.next_at) > visit.entered_at))
+            .values(next_at=visit.entered_at)
+            .execution_options(synchronize_session="fetch")
+        )
 
     async def _change(self, s: AsyncSession, e: QueueLogEntry) -> None:
         visit = (
