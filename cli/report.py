@@ -220,16 +220,22 @@ def agents_(
     talk, wrap-up, average handle time, occupancy, outbound dials and dispositions."""
     centre = state(ctx).centre()
 
+    states: dict[str, list[tuple[str, float, float]]] = {}
+
     async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
         period = _span(centre, from_, to)
-        return await agents.agents(store, centre, period, only=tuple(agent or ()))
+        only = tuple(agent or ())
+        if png is not None:  # the chart's timeline: the last day of the period
+            states.update(await agents.timeline(store, centre, period.last, only=only))
+        return await agents.agents(store, centre, period, only=only)
 
     rows = with_store(ctx, go, ReportError)
     if xlsx is not None or png is not None:
         from telephonist.reports import export
 
+        last = _span(centre, from_, to).last.isoformat()
         _files(xlsx, lambda: export.xlsx_bytes({"agents": rows}, {"time zone": centre.timezone}),
-               png, lambda: export.agents_png(rows, centre.timezone))  # fmt: skip
+               png, lambda: export.agents_png(rows, centre.timezone, states, last))  # fmt: skip
         return
     if csv_file is not None:
         flat = [{**r, "paused_by_reason": json.dumps(r["paused_by_reason"]),

@@ -13,7 +13,7 @@ In the queue_log an agent is their member name (``name``, else ``id``); the cent
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,7 @@ from telephonist.core.models import (
     DialAttempt,
     QueueCall,
     QueueLogEntry,
+    as_utc,
 )
 from telephonist.core.sql import epoch, greatest, least
 from telephonist.core.storage import Store
@@ -132,3 +133,68 @@ async def agents(
         busy = row["talk"] + row["wrap"]
         row["occupancy"] = round(busy / available, 4) if available > 0 else None
     return list(out.values())
+
+
+TIMELINE_LIMIT = 20000
+"""At most this many spans are drawn (one day of a large centre is well under it)."""
+
+
+async def timeline(
+    store: Store,
+    centre: Centre,
+    day: date,
+    *,
+    only: tuple[str, ...] = (),
+    now: datetime | None = None,
+) -> dict[str, list[tuple[str, float, float]]]:
+    """Each agent's states over one day (centre's zone), for the chart: (state, from, to) in
+    hours since local midnight, ``logged_in`` first, then ``paused:<reason>``, ``talk`` and
+    ``wrap`` drawn over it. The spans of one day are read (a chart needs them), clipped to
+    the day."""
+    known = {a.id: a for a in centre.agents}
+    for agent_id in only:
+        if agent_id not in known:
+            raise ReportError(f"--agent: no agent {agent_id!r} ({', '.join(sorted(known))})")
+    ids = only or tuple(sorted(known))
+    member = {known[i].name or i: i for i in ids}
+    zone = ZoneInfo(centre.timezone)
+    start, end = Period(day, day).utc_range(zone)
+    midnight = datetime.combine(day, time(0), zone)
+    until = min(end, now or datetime.now(UTC))
+
+    def hours(t: datetime | None) -> float:
+        t = until if t is None else as_utc(t)
+        t = max(start, min(t, until, end))
+        return (t - midnight).total_seconds() / 3600
+
+    lg = AgentLogin.__table__.c  # type: ignore[attr-defined]
+    ps = AgentPause.__table__.c  # type: ignore[attr-defined]
+    qc = QueueCall.__table__.c  # type: ignore[attr-defined]
+    out: dict[str, list[tuple[str, float, float]]] = {i: [] for i in ids}
+    async with store.sessions() as s:
+        for agent, a, b in await s.execute(
+            select(lg.agent, lg.logged_in_at, lg.logged_out_at)
+            .where(and_(or_(lg.logged_out_at.is_(None), lg.logged_out_at > start),
+                        lg.logged_in_at < end, lg.agent.in_(ids)))
+            .order_by(lg.logged_in_at).limit(TIMELINE_LIMIT)
+        ):  # fmt: skip
+            out[agent].append(("logged_in", hours(a), hours(b)))
+        for agent, reason, a, b in await s.execute(
+            select(ps.agent, ps.reason, ps.started_at, ps.ended_at)
+            .where(and_(or_(ps.ended_at.is_(None), ps.ended_at > start),
+                        ps.started_at < end, ps.agent.in_(ids)))
+            .order_by(ps.started_at).limit(TIMELINE_LIMIT)
+        ):  # fmt: skip
+            out[agent].append((f"paused:{reason or '(none)'}", hours(a), hours(b)))
+        for name, a, b, wrap in await s.execute(
+            select(qc.agent, qc.answered_at, qc.ended_at, qc.wrap)
+            .where(and_(qc.outcome == "answered", qc.answered_at.is_not(None),
+                        qc.answered_at < end, or_(qc.ended_at.is_(None), qc.ended_at > start),
+                        qc.agent.in_(member)))
+            .order_by(qc.answered_at).limit(TIMELINE_LIMIT)
+        ):  # fmt: skip
+            agent = member[name]
+            out[agent].append(("talk", hours(a), hours(b)))
+            if b is not None and wrap:
+                out[agent].append(("wrap", hours(b), hours(as_utc(b) + timedelta(seconds=wrap))))
+    return {a: [x for x in spans if x[2] > x[1]] for a, spans in out.items()}

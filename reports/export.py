@@ -78,22 +78,58 @@ def queues_png(report: dict[str, Any], waits: list[tuple[int, int]]) -> bytes:
     return out.getvalue()
 
 
-def agents_png(rows: list[dict[str, Any]], time_zone: str) -> bytes:
-    """Each agent's logged-in time split into talk, wrap-up, paused and available."""
-    fig, ax = plt.subplots(figsize=(10, max(3, 0.35 * len(rows) + 1.5)))
+STATE_COLOURS = {"logged_in": "#d9d9d9", "paused": "#f0a030", "talk": "#2e8b57",
+                 "wrap": "#4f81bd"}  # fmt: skip
+
+
+def agents_png(
+    rows: list[dict[str, Any]],
+    time_zone: str,
+    timeline: dict[str, list[tuple[str, float, float]]] | None = None,
+    day: str = "",
+) -> bytes:
+    """Each agent's logged-in time split into talk, wrap-up, paused and available; with
+    ``timeline`` (reports.agents.timeline), below it each agent's states over ``day``: a
+    lane per agent, logged in (available) in grey, paused, talking and in wrap-up on top."""
+    lanes = sorted(timeline) if timeline else []
+    height = max(3, 0.35 * len(rows) + 1.5)
+    if lanes:
+        fig, (ax, states) = plt.subplots(
+            2, 1, figsize=(10, height + max(3, 0.4 * len(lanes) + 1.5)),
+            gridspec_kw={"height_ratios": [height, max(3, 0.4 * len(lanes) + 1.5)]},
+        )  # fmt: skip
+    else:
+        fig, ax = plt.subplots(figsize=(10, height))
     names = [r["agent"] for r in rows]
     talk = [r["talk"] / 3600 for r in rows]
     wrap = [r["wrap"] / 3600 for r in rows]
     paused = [r["paused"] / 3600 for r in rows]
     free = [max(0.0, (r["logged_in"] - r["paused"] - r["talk"] - r["wrap"]) / 3600) for r in rows]
     left = [0.0] * len(rows)
-    for values, label in ((talk, "talk"), (wrap, "wrap-up"), (paused, "paused"),
-                          (free, "available")):  # fmt: skip
-        ax.barh(names, values, left=left, label=label)
+    for values, label, colour in ((talk, "talk", "talk"), (wrap, "wrap-up", "wrap"),
+                                  (paused, "paused", "paused"),
+                                  (free, "available", "logged_in")):  # fmt: skip
+        ax.barh(names, values, left=left, label=label, color=STATE_COLOURS[colour])
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.set_xlabel("hours")
     ax.set_title(f"Agents' time ({time_zone})", fontsize=9)
     ax.legend(loc="lower right")
+    if lanes and timeline is not None:
+        for y, agent in enumerate(lanes):
+            for layer in ("logged_in", "paused", "talk", "wrap"):
+                spans = [(a, b - a) for state, a, b in timeline[agent]
+                         if state.split(":")[0] == layer]  # fmt: skip
+                if spans:
+                    states.broken_barh(spans, (y - 0.35, 0.7), color=STATE_COLOURS[layer],
+                                       label=layer.replace("_", " "))  # fmt: skip
+        handles, labels = states.get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=True))
+        states.legend(unique.values(), unique.keys(), loc="upper right", fontsize=7)
+        states.set_yticks(range(len(lanes)), lanes)
+        states.set_xlim(0, 24)
+        states.set_xticks(range(0, 25, 2))
+        states.set_xlabel(f"hour of {day} ({time_zone})")
+        states.set_title("Agent states over the day", fontsize=9)
     fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=90)

@@ -134,7 +134,9 @@ async def build(store: Store, centre: Centre, sched: ScheduledReport, due: datet
                 export.xlsx_bytes({"agents": rows}, notes),
             )
         )
-        files.append(("agents.png", "png", export.agents_png(rows, centre.timezone)))  # fmt: skip
+        states = await agents.timeline(store, centre, last)
+        chart = export.agents_png(rows, centre.timezone, states, last.isoformat())
+        files.append(("agents.png", "png", chart))
     elif sched.report == "abandoned":
         rows = await abandoned.abandoned(store, centre, period, only=sched.queues)
         lines.append(f"{len(rows)} callers abandoned or were hung up on")

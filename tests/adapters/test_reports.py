@@ -664,3 +664,41 @@ async def test_lines_count_calls_by_how_they_ended_per_interval(store: Store) ->
     assert nothing == []
     with pytest.raises(kpi.ReportError, match="--line: no line 'nope'"):
         await lines.lines(store, CENTRE, day, only=("nope",))
+
+
+async def test_agent_states_over_a_day(store: Store, tmp_path: Path) -> None:
+    """Alice: logged in 09:00-16:00 (Paris), lunch 12:00-12:30, c1 answered 09:00:10 for
+    120 s then 5 s of wrap-up, and a call answered after 10:00 that has not ended; Bob still
+    logged in since 16:00. It is 16:30: what is still going on is drawn until now."""
+    await ingest(store, tmp_path)
+    utc = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)  # 09:00 in Paris
+    async with store.unit_of_work() as uow:
+        uow.session.add(AgentLogin(agent="alice", queues="support", logged_in_at=utc,
+                                   logged_out_at=utc + timedelta(hours=7)))  # fmt: skip
+        lunch = utc + timedelta(hours=3)
+        uow.session.add(AgentPause(agent="alice", reason="lunch", started_at=lunch,
+                                   ended_at=lunch + timedelta(minutes=30)))  # fmt: skip
+        uow.session.add(AgentLogin(agent="bob", queues="support",
+                                   logged_in_at=utc + timedelta(hours=7)))  # fmt: skip
+    now = utc + timedelta(hours=7, minutes=30)
+    states = await agents.timeline(store, CENTRE, date(2026, 12, 3), only=("alice", "bob"),
+                                   now=now)  # fmt: skip
+    alice = {(state, round(a, 4), round(b, 4)) for state, a, b in states["alice"]}
+    (still,) = [x for x in alice if x[0] == "talk" and x[1] > 10]
+    assert still[0] == "talk" and still[2] == 16.5
+    assert alice - {still} == {
+        ("logged_in", 9.0, 16.0), ("paused:lunch", 12.0, 12.5),
+        ("talk", round(9 + 10 / 3600, 4), round(9 + 130 / 3600, 4)),
+        ("wrap", round(9 + 130 / 3600, 4), round(9 + 135 / 3600, 4)),
+    }  # fmt: skip
+    assert [(s, a, b) for s, a, b in states["bob"] if s == "logged_in"] == [
+        ("logged_in", 16.0, 16.5)]  # still logged in: until now  # fmt: skip
+    from telephonist.reports import export
+
+    rows = await agents.agents(store, CENTRE, kpi.Period(date(2026, 12, 3), date(2026, 12, 3)),
+                               only=("alice", "bob"), now=now)  # fmt: skip
+    with_states = export.agents_png(rows, CENTRE.timezone, states, "2026-12-03")
+    without = export.agents_png(rows, CENTRE.timezone)
+    assert with_states[:8] == b"\x89PNG\r\n\x1a\n" and len(with_states) > len(without)
+    with pytest.raises(kpi.ReportError, match="--agent: no agent 'dave'"):
+        await agents.timeline(store, CENTRE, date(2026, 12, 3), only=("dave",))
