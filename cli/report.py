@@ -211,22 +211,28 @@ def agents_(
     from_: From = None,
     to: To = None,
     agent: Annotated[list[str] | None, typer.Option(help="Only this agent (repeatable)")] = None,
+    interval: Interval = "total",
     json_: Json = False,
     csv_file: Csv = None,
     xlsx: Annotated[Path | None, typer.Option("--xlsx", help="Write a workbook")] = None,
-    png: Annotated[Path | None, typer.Option("--png", help="Chart: each agent's time")] = None,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Chart: each agent's time, states over the day")
+    ] = None,
 ) -> None:
-    """Per agent: logged-in and paused time (by reason), calls answered, rings not answered,
-    talk, wrap-up, average handle time, occupancy, outbound dials and dispositions."""
+    """Per agent (and period with --interval): logged-in and paused time (by reason), calls
+    answered, rings not answered, talk, wrap-up, average handle time, occupancy, outbound
+    dials and dispositions."""
     centre = state(ctx).centre()
-
     states: dict[str, list[tuple[str, float, float]]] = {}
+    totals: list[dict[str, Any]] = []
 
     async def go(store: Any, centre_: Any) -> list[dict[str, Any]]:
-        period = _span(centre, from_, to)
+        period = _span(centre, from_, to, interval)
         only = tuple(agent or ())
-        if png is not None:  # the chart's timeline: the last day of the period
+        if png is not None:  # each agent's whole period, and the last day's states
             states.update(await agents.timeline(store, centre, period.last, only=only))
+            whole = kpi.Period(period.first, period.last, "total")
+            totals.extend(await agents.agents(store, centre, whole, only=only))
         return await agents.agents(store, centre, period, only=only)
 
     rows = with_store(ctx, go, ReportError)
@@ -235,7 +241,7 @@ def agents_(
 
         last = _span(centre, from_, to).last.isoformat()
         _files(xlsx, lambda: export.xlsx_bytes({"agents": rows}, {"time zone": centre.timezone}),
-               png, lambda: export.agents_png(rows, centre.timezone, states, last))  # fmt: skip
+               png, lambda: export.agents_png(totals, centre.timezone, states, last))  # fmt: skip
         return
     if csv_file is not None:
         flat = [{**r, "paused_by_reason": json.dumps(r["paused_by_reason"]),
@@ -246,8 +252,10 @@ def agents_(
         typer.echo(json.dumps(rows, indent=1))
         return
     table = Table(title=f"Agents ({centre.timezone})")
-    keys = ["agent", "logged_in", "paused", "answered", "rings_unanswered", "talk", "wrap",
-            "aht", "occupancy", "outbound_dials"]  # fmt: skip
+    keys = ["agent", "period", "logged_in", "paused", "answered", "rings_unanswered", "talk",
+            "wrap", "aht", "occupancy", "outbound_dials"]  # fmt: skip
+    if interval == "total":
+        keys.remove("period")
     for key in keys:
         table.add_column(key.replace("_", " "), justify="left" if key == "agent" else "right")
     for row in rows:

@@ -1,7 +1,9 @@
-"""Per-agent statistics over a period, in SQL on both databases.
+"""Per-agent statistics per period (15, 30, 60 minutes, day, week, month or the whole range),
+in the centre's time zone, counted in SQL on both databases (logins and pauses, a few a day
+per agent, are cut into periods in Python).
 
-- logged-in time (``agent_logins``) and paused time by reason (``agent_pauses``), each clipped
-  to the period (a login still open counts until now);
+- logged-in time (``agent_logins``) and paused time by reason (``agent_pauses``), each cut
+  at the periods' boundaries (a login still open counts until now);
 - calls answered (queue visits the agent took; inbound ones apart), rings not answered
   (app_queue's RINGNOANSWER lines), talk and wrap-up (after-call work) in seconds, average
   handle time (talk + hold + wrap-up; app_queue logs no hold);
@@ -29,15 +31,16 @@ from telephonist.core.models import (
     QueueLogEntry,
     as_utc,
 )
-from telephonist.core.sql import epoch, greatest, least
 from telephonist.core.storage import Store
-from telephonist.reports.kpi import Period, ReportError
+from telephonist.reports import periods
+from telephonist.reports.kpi import Period, ReportError, _keys, _label
 
 
-def _clipped(start_col: Any, end_col: Any, start: datetime, end: datetime) -> Any:
-    """Seconds of [start_col, end_col or the period's end) inside [start, end)."""
-    until = least(func.coalesce(end_col, end), end)
-    return func.coalesce(func.sum(epoch(until) - epoch(greatest(start_col, start))), 0)
+def _blank(agent: str, name: str, label: str) -> dict[str, Any]:
+    return {"agent": agent, "name": name, "period": label, "logged_in": 0.0, "paused": 0.0,
+            "paused_by_reason": {}, "answered": 0, "answered_inbound": 0,
+            "rings_unanswered": 0, "talk": 0, "wrap": 0, "aht": None, "occupancy": None,
+            "outbound_dials": 0, "dispositions": {}}  # fmt: skip
 
 
 async def agents(
@@ -48,13 +51,17 @@ async def agents(
     only: tuple[str, ...] = (),
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
+    """A row per agent and period (``period.interval``; ``total``: one row per agent, every
+    agent listed) in which the agent did something."""
     known = {a.id: a for a in centre.agents}
     for agent_id in only:
         if agent_id not in known:
             raise ReportError(f"--agent: no agent {agent_id!r} ({', '.join(sorted(known))})")
     ids = only or tuple(sorted(known))
     member = {known[i].name or i: i for i in ids}
-    start, end = period.utc_range(ZoneInfo(centre.timezone))
+    zone = ZoneInfo(centre.timezone)
+    interval = period.interval
+    start, end = period.utc_range(zone)
     end = min(end, now or datetime.now(UTC))
     lg = AgentLogin.__table__.c  # type: ignore[attr-defined]
     ps = AgentPause.__table__.c  # type: ignore[attr-defined]
@@ -62,77 +69,97 @@ async def agents(
     ql = QueueLogEntry.__table__.c  # type: ignore[attr-defined]
     da = DialAttempt.__table__.c  # type: ignore[attr-defined]
     ld = CampaignLead.__table__.c  # type: ignore[attr-defined]
-    out: dict[str, dict[str, Any]] = {
-        i: {"agent": i, "name": known[i].name, "logged_in": 0.0, "paused": 0.0,
-            "paused_by_reason": {}, "answered": 0, "answered_inbound": 0,
-            "rings_unanswered": 0, "talk": 0, "wrap": 0, "aht": None, "occupancy": None,
-            "outbound_dials": 0, "dispositions": {}}
-        for i in ids
-    }  # fmt: skip
-    overlapping = and_(or_(lg.logged_out_at.is_(None), lg.logged_out_at > start),
-                       lg.logged_in_at < end)  # fmt: skip
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def row(agent: str, label: str) -> dict[str, Any]:
+        key = (agent, label)
+        if key not in out:
+            out[key] = _blank(agent, known[agent].name, label)
+        return out[key]
+
+    if interval == "total":
+        for i in ids:
+            row(i, "total")
+
+    def clip(a: datetime, b: datetime | None) -> tuple[datetime, datetime]:
+        return max(as_utc(a), start), min(as_utc(b) if b is not None else end, end)
+
     async with store.sessions() as s:
-        for agent, seconds in await s.execute(
-            select(lg.agent, _clipped(lg.logged_in_at, lg.logged_out_at, start, end))
-            .where(and_(overlapping, lg.agent.in_(ids)))
-            .group_by(lg.agent)
-        ):
-            out[agent]["logged_in"] = round(float(seconds), 1)
-        for agent, reason, seconds in await s.execute(
-            select(ps.agent, ps.reason, _clipped(ps.started_at, ps.ended_at, start, end))
+        # Logins and pauses cross periods: their spans (a few a day per agent, not calls)
+        # are cut at the periods' boundaries (reports/periods.py).
+        for agent, a, b in await s.execute(
+            select(lg.agent, lg.logged_in_at, lg.logged_out_at)
+            .where(and_(or_(lg.logged_out_at.is_(None), lg.logged_out_at > start),
+                        lg.logged_in_at < end, lg.agent.in_(ids)))
+        ):  # fmt: skip
+            for label, seconds in periods.pieces(*clip(a, b), interval, zone):
+                row(agent, label)["logged_in"] += seconds
+        for agent, reason, a, b in await s.execute(
+            select(ps.agent, ps.reason, ps.started_at, ps.ended_at)
             .where(and_(or_(ps.ended_at.is_(None), ps.ended_at > start), ps.started_at < end))
             .where(ps.agent.in_(ids))
-            .group_by(ps.agent, ps.reason)
         ):
-            out[agent]["paused_by_reason"][reason or "(none)"] = round(float(seconds), 1)
-            out[agent]["paused"] = round(out[agent]["paused"] + float(seconds), 1)
+            for label, seconds in periods.pieces(*clip(a, b), interval, zone):
+                r = row(agent, label)
+                by = r["paused_by_reason"]
+                by[reason or "(none)"] = by.get(reason or "(none)", 0.0) + seconds
+                r["paused"] += seconds
         answered = and_(qc.outcome == "answered", qc.entered_at >= start, qc.entered_at < end,
                         qc.agent.in_(member))  # fmt: skip
         ended = qc.ended_at.is_not(None)
-        for name, n, inbound, talk, wrap, aht in await s.execute(
+        keys = _keys(interval)
+        for name, k, m, n, inbound, talk, wrap, aht in await s.execute(
             select(
-                qc.agent, func.count(),
+                qc.agent, keys[0], keys[1], func.count(),
                 func.coalesce(func.sum(case((qc.kind == "inbound", 1), else_=0)), 0),
                 func.coalesce(func.sum(qc.talk), 0), func.coalesce(func.sum(qc.wrap), 0),
                 func.avg(case((ended, qc.talk + qc.wrap))),
             )
             .where(answered)
-            .group_by(qc.agent)
+            .group_by(qc.agent, *keys)
         ):  # fmt: skip
-            row = out[member[name]]
-            row.update(
+            row(member[name], _label(str(k), int(m))).update(
                 answered=int(n),
                 answered_inbound=int(inbound),
                 talk=int(talk),
                 wrap=int(wrap),
                 aht=None if aht is None else round(float(aht), 1),
             )
-        for name, n in await s.execute(
-            select(ql.agent, func.count())
-            .where(and_(ql.event == "RINGNOANSWER", ql.time >= start, ql.time < end))
-            .where(ql.agent.in_(member))
-            .group_by(ql.agent)
-        ):
-            out[member[name]]["rings_unanswered"] = int(n)
-        for name, n in await s.execute(
-            select(da.agent, func.count())
-            .where(and_(da.started_at >= start, da.started_at < end, da.agent.in_(member)))
-            .group_by(da.agent)
-        ):
-            out[member[name]]["outbound_dials"] = int(n)
-        for name, code, n in await s.execute(
-            select(da.agent, ld.disposition, func.count(func.distinct(ld.id)))
-            .join_from(DialAttempt.__table__, CampaignLead.__table__, ld.id == da.lead_id)  # type: ignore[attr-defined]
-            .where(and_(da.started_at >= start, da.started_at < end, da.agent.in_(member)))
-            .where(ld.disposition != literal(""))
-            .group_by(da.agent, ld.disposition)
-        ):
-            out[member[name]]["dispositions"][code] = int(n)
-    for row in out.values():
-        available = row["logged_in"] - row["paused"]
-        busy = row["talk"] + row["wrap"]
-        row["occupancy"] = round(busy / available, 4) if available > 0 else None
-    return list(out.values())
+        for lo, hi, offset in periods.offset_spans(start, end, zone):
+            ring_slot = periods.slot(ql.time, offset, interval)
+            for name, n_slot, n in await s.execute(
+                select(ql.agent, ring_slot, func.count())
+                .where(and_(ql.event == "RINGNOANSWER", ql.time >= lo, ql.time < hi))
+                .where(ql.agent.in_(member))
+                .group_by(ql.agent, ring_slot)
+            ):
+                row(member[name], periods.label(interval, int(n_slot)))["rings_unanswered"] += int(
+                    n
+                )
+            dial_slot = periods.slot(da.started_at, offset, interval)
+            for name, n_slot, n in await s.execute(
+                select(da.agent, dial_slot, func.count())
+                .where(and_(da.started_at >= lo, da.started_at < hi, da.agent.in_(member)))
+                .group_by(da.agent, dial_slot)
+            ):
+                row(member[name], periods.label(interval, int(n_slot)))["outbound_dials"] += int(n)
+            for name, n_slot, code, n in await s.execute(
+                select(da.agent, dial_slot, ld.disposition, func.count(func.distinct(ld.id)))
+                .join_from(DialAttempt.__table__, CampaignLead.__table__, ld.id == da.lead_id)  # type: ignore[attr-defined]
+                .where(and_(da.started_at >= lo, da.started_at < hi, da.agent.in_(member)))
+                .where(ld.disposition != literal(""))
+                .group_by(da.agent, dial_slot, ld.disposition)
+            ):  # fmt: skip
+                by = row(member[name], periods.label(interval, int(n_slot)))["dispositions"]
+                by[code] = by.get(code, 0) + int(n)
+    for r in out.values():
+        r["logged_in"] = round(r["logged_in"], 1)
+        r["paused"] = round(r["paused"], 1)
+        r["paused_by_reason"] = {k: round(v, 1) for k, v in r["paused_by_reason"].items()}
+        available = r["logged_in"] - r["paused"]
+        busy = r["talk"] + r["wrap"]
+        r["occupancy"] = round(busy / available, 4) if available > 0 else None
+    return [out[key] for key in sorted(out)]
 
 
 TIMELINE_LIMIT = 20000

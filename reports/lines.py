@@ -2,17 +2,13 @@
 they stayed in the menus and on the phone.
 
 Counted in SQL from ``calls`` (what telephonist did with each call: its ``outcome``) joined
-to ``pbx_calls`` (Asterisk's record: the call's whole duration). Periods are placed in the
-centre's time zone without a stored local column: the range is cut where the zone's UTC
-offset changes (at most twice a year) and, within each piece, a call's slot is
-⌊(epoch + offset) / width⌋, the same expression on SQLite and PostgreSQL. Days are then
-grouped into weeks and months in Python — aggregates of aggregates (a few hundred rows a
-year per line), never the calls.
+to ``pbx_calls`` (Asterisk's record: the call's whole duration), placed in the centre's
+periods by :mod:`telephonist.reports.periods`; days are grouped into weeks and months in
+Python — aggregates of aggregates (a few hundred rows a year per line), never the calls.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,8 +16,9 @@ from sqlalchemy import and_, case, func, literal, select
 
 from telephonist.core.centre import Centre
 from telephonist.core.models import Call, PbxCall
-from telephonist.core.sql import epoch, floor_div
+from telephonist.core.sql import epoch
 from telephonist.core.storage import Store
+from telephonist.reports import periods
 from telephonist.reports.kpi import Period, ReportError
 
 KINDS = (
@@ -34,51 +31,6 @@ line), voicemail, a callback request, an outside number, another destination (an
 extension, a hang-up), redirected by a queue, taken by the dialplan while serve was down;
 otherwise the outcome itself (``caller_hangup`` in the menus, ``completed``, ``error``,
 ``lost``) or ``open`` (still in progress)."""
-
-
-def offset_spans(
-    start: datetime, end: datetime, zone: ZoneInfo
-) -> list[tuple[datetime, datetime, int]]:
-    """[start, end) cut where ``zone``'s UTC offset changes: (from, to, offset in seconds).
-
-    >>> paris = ZoneInfo("Europe/Paris")
-    >>> spans = offset_spans(datetime(2026, 3, 28, 23, tzinfo=UTC),
-    ...                      datetime(2026, 3, 29, 23, tzinfo=UTC), paris)
-    >>> [(a.strftime("%H:%M"), b.strftime("%H:%M"), o) for a, b, o in spans]
-    [('23:00', '01:00', 3600), ('01:00', '23:00', 7200)]
-    """
-
-    def offset(t: datetime) -> int:
-        value = t.astimezone(zone).utcoffset()
-        return int(value.total_seconds()) if value is not None else 0
-
-    spans: list[tuple[datetime, datetime, int]] = []
-    lo, current = start, offset(start)
-    t = start
-    step = timedelta(minutes=15)  # offsets change on a quarter hour everywhere
-    while t < end:
-        t = min(t + step, end)
-        now = offset(t) if t < end else current
-        if now != current:
-            spans.append((lo, t, current))
-            lo, current = t, now
-    spans.append((lo, end, current))
-    return spans
-
-
-def _label(interval: str, slot: int, width: int) -> str:
-    local = datetime.fromtimestamp(slot * width, UTC)
-    if interval in ("15", "30", "60"):
-        return local.strftime("%Y-%m-%d %H:%M")
-    day = local.date()
-    if interval == "day":
-        return day.isoformat()
-    if interval == "week":
-        year, week, _ = day.isocalendar()
-        return f"{year}-W{week:02d}"
-    if interval == "month":
-        return day.strftime("%Y-%m")
-    return "total"
 
 
 async def lines(
@@ -94,7 +46,6 @@ async def lines(
             raise ReportError(f"--line: no line {name!r}")
     zone = ZoneInfo(centre.timezone)
     start, end = period.utc_range(zone)
-    width = int(period.interval) * 60 if period.interval in ("15", "30", "60") else 86400
     c = Call.__table__.c  # type: ignore[attr-defined]
     p = PbxCall.__table__.c  # type: ignore[attr-defined]
     kind = case(*[(c.outcome.like(pattern), name) for pattern, name in KINDS],
@@ -103,8 +54,8 @@ async def lines(
     duration = case((p.linkedid.is_not(None), epoch(p.ended_at) - epoch(p.started_at)))
     totals: dict[tuple[str, str], dict[str, Any]] = {}
     async with store.sessions() as s:
-        for lo, hi, offset in offset_spans(start, end, zone):
-            slot = floor_div(epoch(c.started_at) + literal(offset), literal(width))
+        for lo, hi, offset in periods.offset_spans(start, end, zone):
+            slot = periods.slot(c.started_at, offset, period.interval)
             stmt = (
                 select(c.line, slot.label("slot"), kind.label("kind"), func.count(),
                        func.count(c.answered_at), func.count(menus), func.sum(menus),
@@ -118,7 +69,7 @@ async def lines(
             for line, n_slot, how, n, answered, n_menus, s_menus, n_dur, s_dur in await s.execute(
                 stmt
             ):
-                label = _label(period.interval, int(n_slot), width)
+                label = periods.label(period.interval, int(n_slot))
                 row = totals.setdefault((line, label), {
                     "line": line, "period": label, "calls": 0, "answered": 0, "ended": {},
                     "_menus": [0, 0.0], "_duration": [0, 0.0]})  # fmt: skip
@@ -140,4 +91,4 @@ async def lines(
     return out
 
 
-__all__ = ["KINDS", "lines", "offset_spans"]
+__all__ = ["KINDS", "lines"]

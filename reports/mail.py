@@ -123,7 +123,7 @@ async def build(store: Store, centre: Centre, sched: ScheduledReport, due: datet
         )
         files.append(("queues.png", "png", export.queues_png(report, waits)))  # fmt: skip
     elif sched.report == "agents":
-        rows = await agents.agents(store, centre, period)
+        rows = await agents.agents(store, centre, kpi.Period(first, last, "total"))
         for r in rows:
             lines.append(f"{r['agent']}: answered {r['answered']}, AHT {r['aht']} s, "
                          f"occupancy {r['occupancy']}")  # fmt: skip
@@ -131,7 +131,10 @@ async def build(store: Store, centre: Centre, sched: ScheduledReport, due: datet
             (
                 "agents.xlsx",
                 "vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                export.xlsx_bytes({"agents": rows}, notes),
+                export.xlsx_bytes(
+                    {"agents": rows, "by period": await agents.agents(store, centre, period)},
+                    notes,
+                ),
             )
         )
         states = await agents.timeline(store, centre, last)

@@ -327,6 +327,18 @@ def test_the_report_command_prints_exports_and_refuses_bad_input(tmp_path: Path)
         bad = run("queues", *args)
         assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)
         assert "Traceback" not in bad.stderr
+    for command, args, message in (
+        ("agents", ("--interval", "7"), "--interval: '7' is not one of"),
+        ("lines", ("--line", "nope"), "--line: no line 'nope'"),
+        ("lines", ("--interval", "45"), "--interval: '45' is not one of"),
+        ("calls", ("--from", "2026-12-05", "--to", "2026-12-04"), "--from: 2026-12-05 is after"),
+    ):
+        bad = run(command, *args)
+        assert bad.returncode == 2 and message in bad.stderr, (command, args, bad.stderr)
+        assert "Traceback" not in bad.stderr
+    hourly = run("agents", "--from", "2026-12-03", "--interval", "60", "--json")
+    assert hourly.returncode == 0, hourly.stderr
+    assert {r["period"] for r in json.loads(hourly.stdout)} >= {"2026-12-03 09:00"}
 
 
 async def test_the_abandoned_list_says_what_became_of_each_caller(
@@ -458,6 +470,24 @@ async def test_what_each_agent_did(store: Store, tmp_path: Path) -> None:
         {"sale": 1},
         None,
     )  # fmt: skip  (never logged in: no occupancy)
+    # Per hour (Paris): Alice logged in 09:00-13:00, lunch 11:00-11:30, a break at 12:00;
+    # c1 answered in the 09:00 hour; Bob's two rings not answered at 09:03 and 09:04.
+    hourly = await agents.agents(store, CENTRE, kpi.Period(day.first, day.last, "60"),
+                                 only=("alice", "bob"), now=utc(12))  # fmt: skip
+    by = {(r["agent"], r["period"]): r for r in hourly}
+    assert [(p, by[("alice", p)]["logged_in"], by[("alice", p)]["paused"])
+            for p in sorted(p for a, p in by if a == "alice")] == [
+        ("2026-12-03 09:00", 3600.0, 0.0), ("2026-12-03 10:00", 3600.0, 0.0),
+        ("2026-12-03 11:00", 3600.0, 1800.0), ("2026-12-03 12:00", 3600.0, 600.0)]  # fmt: skip
+    assert by[("alice", "2026-12-03 09:00")]["talk"] == 120
+    assert by[("bob", "2026-12-03 09:00")]["rings_unanswered"] == 2
+    assert by[("alice", "2026-12-03 11:00")]["paused_by_reason"] == {"lunch": 1800.0}
+    # Bob since 21:00 the evening before: the day's hours from 00:00 are his.
+    assert sum(r["logged_in"] for r in hourly if r["agent"] == "bob") == 13 * 3600.0
+    assert min(p for a, p in by if a == "bob") == "2026-12-03 00:00"
+    assert await agents.agents(store, CENTRE, kpi.Period(day.first, day.last, "week"),
+                               only=("alice",), now=utc(12)) == [
+        {**alice, "period": "2026-W49"}]  # the same figures for the week  # fmt: skip
     with pytest.raises(kpi.ReportError, match="--agent: no agent 'dave'"):
         await agents.agents(store, CENTRE, day, only=("dave",))
 

@@ -21,9 +21,11 @@ MODULES = sorted(
 
 
 def test_the_examples_are_found() -> None:
-    assert {"telephonist.core.cel", "telephonist.reports.lines", "telephonist.core.numbers"} <= set(
-        MODULES
-    )
+    assert {
+        "telephonist.core.cel",
+        "telephonist.reports.periods",
+        "telephonist.core.numbers",
+    } <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)
