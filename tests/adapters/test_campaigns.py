@@ -126,3 +126,48 @@ async def test_the_numbers_of_a_campaign(store: Store, tmp_path: Path) -> None:
     assert (got["dials"], got["connects"], got["abandoned"]) == (34, 30, 1)
     assert got["abandon_rate"] == round(1 / 31, 4)  # over live answers: 30 + the abandoned one
     assert got["outcomes"]["in progress"] == 1 and got["state"] == "paused"
+
+
+async def test_a_campaign_per_period(store: Store, tmp_path: Path) -> None:
+    """Per hour in the centre's zone: 09:00 (Paris) has 3 dials (2 answered, one talked 90 s,
+    the other 30 s; 1 abandoned), 10:00 has a busy one; the lead's disposition counts once."""
+    from datetime import date
+
+    from telephonist.core.models import CampaignLead
+    from telephonist.reports import campaigns as report
+    from telephonist.reports.kpi import Period, ReportError
+
+    centre = CENTRE.model_copy(update={"timezone": "Europe/Paris"})
+    leads = tmp_path / "leads.csv"
+    leads.write_text("name,phone\nAnn,+1 212 555 0101\n")
+    await import_file(store, leads, "leads", region="US")
+    c = await campaigns.create(store, CENTRE, SPEC)
+    nine = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)  # 09:00 in Paris
+    async with store.unit_of_work() as uow:
+        lead = CampaignLead(campaign_id=c.id or 0, contact_id=1, state="done", disposition="sale")
+        uow.session.add(lead)
+        await uow.session.flush()
+        for i, (minutes, outcome, talk) in enumerate(
+            ((5, "answered", 90), (20, "answered", 30), (40, "abandoned", None), (70, "busy", None))
+        ):
+            uow.session.add(DialAttempt(id=100 + i, campaign_id=c.id or 0, lead_id=lead.id or 0,
+                                        number="+12125550101", attempt=i + 1, outcome=outcome,
+                                        started_at=nine + timedelta(minutes=minutes)))  # fmt: skip
+            if talk is not None:
+                uow.session.add(QueueCall(callid=f"dial-{100 + i}", queue="outq", kind="outbound",
+                                          entered_at=nine, local_day="2026-12-03",
+                                          outcome="answered", talk=talk))  # fmt: skip
+    day = Period(date(2026, 12, 3), date(2026, 12, 3), "60")
+    rows = await report.campaigns(store, centre, day)
+    assert [(r["campaign"], r["period"], r["dials"], r["answered"], r["abandoned"], r["busy"],
+             r["abandon_rate"], r["talk"], r["avg_talk"]) for r in rows] == [
+        ("spring", "2026-12-03 09:00", 3, 2, 1, 0, round(1 / 3, 4), 120, 60.0),
+        ("spring", "2026-12-03 10:00", 1, 0, 0, 1, None, 0, None),
+    ]  # fmt: skip
+    assert rows[0]["dispositions"] == {"sale": 1} and rows[1]["dispositions"] == {"sale": 1}
+    (whole,) = await report.campaigns(store, centre, Period(day.first, day.last, "total"),
+                                      only=("spring",))  # fmt: skip
+    assert (whole["dials"], whole["talk"]) == (4, 120)
+    assert await report.campaigns(store, centre, Period(date(2026, 12, 4), date(2026, 12, 4))) == []
+    with pytest.raises(ReportError, match="--campaign: no campaign 'autumn'"):
+        await report.campaigns(store, centre, day, only=("autumn",))

@@ -309,6 +309,7 @@ def test_the_report_command_prints_exports_and_refuses_bad_input(tmp_path: Path)
     assert bad_days.returncode == 2 and "--days: 400 is not 1 to 90" in bad_days.stderr
     for empty in (
         run("campaigns", "--json"),
+        run("campaigns", "--from", "2026-12-03", "--interval", "60", "--json"),
         run("calls", "--from", "2026-12-03", "--json"),
         run("lines", "--from", "2026-12-03", "--json"),
     ):
@@ -330,6 +331,8 @@ def test_the_report_command_prints_exports_and_refuses_bad_input(tmp_path: Path)
     for command, args, message in (
         ("agents", ("--interval", "7"), "--interval: '7' is not one of"),
         ("lines", ("--line", "nope"), "--line: no line 'nope'"),
+        ("campaigns", ("--campaign", "autumn"), "--campaign: no campaign 'autumn'"),
+        ("campaigns", ("--interval", "9"), "--interval: '9' is not one of"),
         ("lines", ("--interval", "45"), "--interval: '45' is not one of"),
         ("calls", ("--from", "2026-12-05", "--to", "2026-12-04"), "--from: 2026-12-05 is after"),
     ):
