@@ -35,6 +35,7 @@ from telephonist.core.centre import SL_FORMULAS, Centre
 from telephonist.core.models import CallbackRequest, QueueCall, QueueRedirect, VoicemailMessage
 from telephonist.core.sql import plus_days
 from telephonist.core.storage import Store
+from telephonist.reports import periods
 
 INTERVALS = ("15", "30", "60", "day", "week", "month", "total")
 
@@ -219,6 +220,7 @@ async def queues(
         for q, k, m, reason, n in await s.execute(redirects_q):
             redirected.setdefault((q, str(k), int(m)), {})[reason] = int(n)
         totals = await _totals(s, centre, period, only)
+        follow_ups = await _follow_ups(s, centre, period, only)
     out = []
     for r in rows:
         key, minute = str(r["k"]), int(r["m"])
@@ -251,6 +253,11 @@ async def queues(
     for (queue, key, minute), reasons in redirected.items():  # periods with redirects only
         out.append({**{k: 0 for k in ZERO}, **{k: None for k in NONE}, "queue": queue,
                     "period": _label(key, minute), "redirects": reasons})  # fmt: skip
+    for line in out:
+        line.update(follow_ups.pop((line["queue"], line["period"]), dict.fromkeys(FOLLOW_UPS, 0)))
+    for (queue, label), counts in follow_ups.items():  # periods with callbacks only
+        out.append({**{k: 0 for k in ZERO}, **{k: None for k in NONE}, "queue": queue,
+                    "period": label, "redirects": {}, **counts})  # fmt: skip
     out.sort(key=lambda row: (row["queue"], row["period"]))
     return {
         "formula": f"{formula}: {SL_FORMULAS[formula]}"
@@ -291,23 +298,60 @@ async def _totals(s: Any, centre: Centre, period: Period, only: tuple[str, ...])
     )
     for queue, n in completed.all():
         out[queue]["callbacks_completed"] = int(n)
-    # Voicemails: callers a queue's redirect sent to a mailbox who left a message there (the
-    # message from their number within a day of the redirect).
-    vm = VoicemailMessage.__table__.c  # type: ignore[attr-defined]
-    left = exists().where(and_(
-        vm.mailbox == func.substr(r.destination, len("voicemail:") + 1),
-        vm.caller_number == r.caller_number, r.caller_number != "",
-        vm.received_at >= r.at, vm.received_at < plus_days(r.at, literal(1)),
-    ))  # fmt: skip
     voicemails = await s.execute(
         select(r.queue, func.count())
         .where(and_(r.at >= start, r.at < end, r.queue.in_(names)))
-        .where(r.destination.like("voicemail:%"))
-        .where(left)
+        .where(_message_left())
         .group_by(r.queue)
     )
     for queue, n in voicemails.all():
         out[queue]["voicemails"] = int(n)
+    return out
+
+
+def _message_left() -> Any:
+    """A redirect to a mailbox after which the caller left a message there (from their
+    number, within a day)."""
+    r = QueueRedirect.__table__.c  # type: ignore[attr-defined]
+    vm = VoicemailMessage.__table__.c  # type: ignore[attr-defined]
+    return and_(r.destination.like("voicemail:%"), exists().where(and_(
+        vm.mailbox == func.substr(r.destination, len("voicemail:") + 1),
+        vm.caller_number == r.caller_number, r.caller_number != "",
+        vm.received_at >= r.at, vm.received_at < plus_days(r.at, literal(1)),
+    )))  # fmt: skip
+
+
+FOLLOW_UPS = ("callbacks_requested", "callbacks_completed", "voicemails")
+
+
+async def _follow_ups(
+    s: Any, centre: Centre, period: Period, only: tuple[str, ...]
+) -> dict[tuple[str, str], dict[str, int]]:
+    """Per queue and period: callbacks requested (when asked), completed (when done) and the
+    voicemails left after a redirect (when redirected), slotted in SQL
+    (reports/periods.py)."""
+    zone = ZoneInfo(centre.timezone)
+    start, end = period.utc_range(zone)
+    names = only or tuple(sorted(centre.queue_names))
+    cb = CallbackRequest.__table__.c  # type: ignore[attr-defined]
+    r = QueueRedirect.__table__.c  # type: ignore[attr-defined]
+    out: dict[tuple[str, str], dict[str, int]] = {}
+    for lo, hi, offset in periods.offset_spans(start, end, zone):
+        for field, column, condition in (
+            ("callbacks_requested", cb.requested_at, cb.queue.in_(names)),
+            ("callbacks_completed", cb.closed_at, and_(cb.state == "done", cb.queue.in_(names))),
+            ("voicemails", r.at, and_(r.queue.in_(names), _message_left())),
+        ):
+            queue = cb.queue if field.startswith("callbacks") else r.queue
+            when = periods.slot(column, offset, period.interval)
+            for q, n_slot, n in await s.execute(
+                select(queue, when, func.count())
+                .where(and_(column >= lo, column < hi, condition))
+                .group_by(queue, when)
+            ):
+                key = (q, periods.label(period.interval, int(n_slot)))
+                counts = out.setdefault(key, dict.fromkeys(FOLLOW_UPS, 0))
+                counts[field] += int(n)
     return out
 
 

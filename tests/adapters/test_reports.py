@@ -175,6 +175,7 @@ async def test_the_queue_report_of_a_day(store: Store, tmp_path: Path) -> None:
         "p90_wait": 60, "avg_abandon_time": 45.0, "avg_talk": 90.0, "avg_wrap": 5.0,
         "aht": 95.0,
         "redirects": {"empty": 1, "after_hours": 1},
+        "callbacks_requested": 1, "callbacks_completed": 1, "voicemails": 1,
     }  # fmt: skip
     sales = next(r for r in got["rows"] if r["queue"] == "sales")
     assert (sales["offered"], sales["service_level"], sales["aht"]) == (1, 1.0, 200.0)
@@ -195,10 +196,11 @@ async def test_the_queue_report_of_a_day(store: Store, tmp_path: Path) -> None:
     assert with_short["rows"][0]["service_level"] == round(1 / 4, 4)
     # Per hour: 09:00 holds c1-c5, 10:00 c6 and c7.
     hourly = await kpi.queues(store, CENTRE, kpi.Period(day, day, "60"), only=("support",))
-    assert [(r["period"], r["offered"], r["redirects"]) for r in hourly["rows"]] == [
-        ("2026-12-03 09:00", 5, {}),
-        ("2026-12-03 10:00", 2, {"empty": 1, "after_hours": 1}),
-    ]
+    assert [(r["period"], r["offered"], r["redirects"], r["callbacks_requested"],
+             r["voicemails"]) for r in hourly["rows"]] == [
+        ("2026-12-03 09:00", 5, {}, 0, 0),
+        ("2026-12-03 10:00", 2, {"empty": 1, "after_hours": 1}, 1, 1),
+    ]  # fmt: skip
     # Per interval the 90th percentile comes from a window (cume_dist), per day from a
     # histogram: both give the nearest rank of the waits of the callers who left.
     async with store.sessions() as s:
