@@ -19,7 +19,7 @@ from telephonist.dialer.dispositions import DispositionError, set_disposition
 from telephonist.dialer.engine import place_preview
 from telephonist.dialer.rules import RuleError
 
-app = typer.Typer(help="Outbound campaigns: create, start, pause, stop, stats.")
+app = typer.Typer(help="Outbound campaigns: create, list, start, pause, stop, stats, next.")
 disposition_app = typer.Typer(help="Dispositions agents set on the calls they took.")
 T = TypeVar("T")
 
@@ -88,6 +88,24 @@ def stop(ctx: typer.Context, name: str) -> None:
     """End the campaign for good."""
     c, _ = _set_state(ctx, name, "stopped")
     typer.echo(f"campaign {c.name} stopped")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context, json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False
+) -> None:
+    """Every campaign: state, mode, list, queue, calling hours, leads by state."""
+    rows = _run(ctx, lambda store, centre: campaigns.listing(store))
+    if json_:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        typer.echo("no campaign")
+    for r in rows:
+        leads = ", ".join(f"{k} {v}" for k, v in sorted(r["leads"].items())) or "no leads yet"
+        where = f"list {r['list']}, queue {r['queue']}"
+        when = f"{r['window']} {r['days']} ({r['jurisdiction']})"
+        typer.echo(f"{r['campaign']}: {r['state']}, {r['mode']}, {where}, {when}; {leads}")
 
 
 @app.command()

@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from telephonist.cli.common import errors, open_store, state
+from telephonist.cli.common import errors, open_store, state, with_store
+from telephonist.core.centre import Centre
 from telephonist.core.models import ContactList, ContactPhone
 from telephonist.core.numbers import check_region
 from telephonist.core.settings import Settings
-from telephonist.dialer.contacts import ImportFileError, dnc_add, dnc_check, import_file
+from telephonist.core.storage import Store
+from telephonist.dialer.contacts import (
+    ImportFileError,
+    ListInUse,
+    delete_list,
+    dnc_add,
+    dnc_check,
+    dnc_list,
+    dnc_remove,
+    import_file,
+    show_list,
+)
 
-app = typer.Typer(help="Contact lists: import CSV/XLSX files, list them.")
-dnc_app = typer.Typer(help="Do-not-call list: add, import, check (applied at dial time).")
+app = typer.Typer(help="Contact lists: import CSV/XLSX files, list, show and delete them.")
+dnc_app = typer.Typer(
+    help="Do-not-call list: add, import, check, list, remove (applied at dial time)."
+)
 
 
 def _mapping(text: str | None) -> dict[str, str] | None:
@@ -76,7 +92,9 @@ def import_(
 
 
 @app.command("lists")
-def lists(ctx: typer.Context) -> None:
+def lists(
+    ctx: typer.Context, json_: Annotated[bool, typer.Option("--json", help="Print JSON")] = False
+) -> None:
     """The contact lists with how many contacts and numbers each has."""
     settings = state(ctx).settings()
 
@@ -100,8 +118,59 @@ def lists(ctx: typer.Context) -> None:
         finally:
             await store.close()
 
-    for name, contacts, numbers in asyncio.run(go()):
+    found = asyncio.run(go())
+    if json_:
+        typer.echo(json.dumps([{"list": n, "contacts": c, "numbers": p} for n, c, p in found],
+                              indent=1))  # fmt: skip
+        return
+    for name, contacts, numbers in found:
         typer.echo(f"{name}: {contacts} contacts, {numbers} numbers")
+
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON")]
+Limit = Annotated[int, typer.Option(min=1, max=10000, help="At most this many rows")]
+Offset = Annotated[int, typer.Option(min=0, help="Skip this many rows first")]
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    list_name: Annotated[str, typer.Argument(help="The contact list")],
+    limit: Limit = 100,
+    offset: Offset = 0,
+    json_: Json = False,
+) -> None:
+    """A contact list's contacts (a page at a time) with their numbers in calling order."""
+
+    async def go(store: Store, centre: Centre) -> tuple[int, list[dict[str, Any]]]:
+        return await show_list(store, list_name, limit=limit, offset=offset)
+
+    total, rows = with_store(ctx, go, ImportFileError)
+    if json_:
+        typer.echo(json.dumps({"list": list_name, "contacts": total, "rows": rows}, indent=1))
+        return
+    typer.echo(f"{list_name}: {total} contacts (showing {offset + 1}-{offset + len(rows)})")
+    for r in rows:
+        typer.echo(f"  {r['id']}: {r['name']} {' '.join(r['numbers'])} {r['timezone']} "
+                   f"{','.join(r['tags'])}")  # fmt: skip
+
+
+@app.command("delete")
+def delete_(
+    ctx: typer.Context,
+    list_name: Annotated[str, typer.Argument(help="The contact list")],
+    yes: Annotated[bool, typer.Option("--yes", help="Really delete it")] = False,
+) -> None:
+    """Delete a contact list and its contacts (refused while a campaign that is not stopped
+    calls from it). Asks for --yes."""
+    if not yes:
+        typer.secho(f"error: deleting {list_name!r} and its contacts needs --yes", err=True,
+                    fg=typer.colors.RED)  # fmt: skip
+        raise typer.Exit(2)
+    by = f"admin {getpass.getuser()}"
+    n = with_store(ctx, lambda store, centre: delete_list(store, list_name, by),
+                   ImportFileError, ListInUse)  # fmt: skip
+    typer.echo(f"contact list {list_name} deleted ({n} contacts)")
 
 
 REGION_HELP = "Country of numbers written without +CC (default: dialer.region)"
@@ -192,6 +261,51 @@ def dnc_check_(
         listed = asyncio.run(go())
     typer.echo(f"{number}: {'on the do-not-call list' if listed else 'not listed'}")
     raise typer.Exit(0 if listed else 1)
+
+
+@dnc_app.command("list")
+def dnc_list_(
+    ctx: typer.Context,
+    contains: Annotated[str, typer.Option(help="Only numbers containing these digits")] = "",
+    limit: Limit = 100,
+    offset: Offset = 0,
+    json_: Json = False,
+) -> None:
+    """The do-not-call list, by number (a page at a time)."""
+    total, rows = with_store(
+        ctx, lambda store, centre: dnc_list(store, limit=limit, offset=offset, contains=contains)
+    )
+    if json_:
+        typer.echo(json.dumps({"total": total, "rows": rows}, indent=1))
+        return
+    typer.echo(
+        f"{total} numbers on the do-not-call list" + (f" containing {contains}" if contains else "")
+    )
+    for r in rows:
+        typer.echo(f"  {r['number']}  {r['added_at'][:19]}  {r['source']}")
+
+
+@dnc_app.command("remove")
+def dnc_remove_(
+    ctx: typer.Context,
+    numbers: list[str],
+    region: Annotated[str | None, typer.Option(help=REGION_HELP)] = None,
+) -> None:
+    """Take numbers off the do-not-call list (announced with your user name: they may be
+    called again)."""
+    settings = state(ctx).settings()
+    region_ = _region(region, settings)
+    by = f"admin {getpass.getuser()}"
+    removed, absent, bad = with_store(
+        ctx, lambda store, centre: dnc_remove(store, numbers, region_, by)
+    )
+    for e in bad:
+        typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
+    for n in absent:
+        typer.echo(f"{n}: not on the list")
+    typer.echo(f"{len(removed)} removed from the do-not-call list")
+    if bad:
+        raise typer.Exit(2)
 
 
 @app.command("bench")

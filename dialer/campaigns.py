@@ -256,3 +256,23 @@ async def stats(store: Store, name: str, now: datetime | None = None) -> dict[st
         "outcomes": by_outcome,
         "leads": by_lead,
     }
+
+
+async def listing(store: Store) -> list[dict[str, Any]]:
+    """Every campaign with its settings and its leads by state (one grouped query)."""
+    ld = CampaignLead.__table__.c  # type: ignore[attr-defined]
+    async with store.sessions() as s:
+        found = list((await s.execute(select(Campaign).order_by(col(Campaign.name)))).scalars())
+        leads: dict[int, dict[str, int]] = {}
+        for campaign_id, lead_state, n in await s.execute(
+            select(ld.campaign_id, ld.state, func.count()).group_by(ld.campaign_id, ld.state)
+        ):
+            leads.setdefault(int(campaign_id), {})[str(lead_state)] = int(n)
+    return [
+        {"campaign": c.name, "state": c.state, "mode": c.mode, "list": c.list_name,
+         "queue": c.queue, "trunk": c.trunk, "caller_id": c.caller_id,
+         "window": f"{c.window_start}-{c.window_end}", "days": c.days,
+         "jurisdiction": c.jurisdiction, "ring_seconds": c.ring_seconds, "amd": c.amd,
+         "created_at": as_utc(c.created_at).isoformat(), "leads": leads.get(c.id or 0, {})}
+        for c in found
+    ]  # fmt: skip

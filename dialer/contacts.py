@@ -38,11 +38,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlmodel import col
 
 from telephonist.core.files import ExportError, open_export
-from telephonist.core.models import Contact, ContactList, ContactPhone, DncEntry, utcnow
+from telephonist.core.models import Campaign, Contact, ContactList, ContactPhone, DncEntry, utcnow
 from telephonist.core.numbers import NUMBER_CHARS, Numbering
 from telephonist.core.storage import Store
 from telephonist.dialer.events import DIALER
@@ -584,3 +584,132 @@ async def dnc_check(store: Store, number: str, region: str) -> DncEntry | None:
         return (
             await s.execute(select(DncEntry).where(col(DncEntry.number) == e164))
         ).scalar_one_or_none()
+
+
+async def dnc_list(
+    store: Store, *, limit: int = 100, offset: int = 0, contains: str = ""
+) -> tuple[int, list[dict[str, Any]]]:
+    """(how many entries match, a page of them: number, added_at, source), by number."""
+    where = col(DncEntry.number).contains(contains) if contains else col(DncEntry.id).is_not(None)
+    async with store.sessions() as s:
+        total = int((await s.execute(select(func.count()).where(where))).scalar_one())
+        rows = await s.execute(
+            select(DncEntry).where(where).order_by(col(DncEntry.number)).offset(offset).limit(limit)
+        )
+        return total, [
+            {"number": e.number, "added_at": e.added_at.isoformat(), "source": e.source}
+            for e in rows.scalars()
+        ]
+
+
+async def dnc_remove(
+    store: Store, numbers: Iterable[str], region: str, by: str
+) -> tuple[list[str], list[str], list[str]]:
+    """Take numbers off the do-not-call list: (removed, not listed, refused as numbers).
+    Announced (``dialer/dnc_removed``) with who removed them: a number taken off may be
+    called again, so it is never silent."""
+    removed: list[str] = []
+    absent: list[str] = []
+    bad: list[str] = []
+    wanted: list[str] = []
+    for raw in numbers:
+        try:
+            wanted.append(normalise(raw, region))
+        except ValueError as exc:
+            bad.append(str(exc))
+    async with store.unit_of_work() as uow:
+        for number in dict.fromkeys(wanted):
+            entry = (
+                await uow.session.execute(select(DncEntry).where(col(DncEntry.number) == number))
+            ).scalar_one_or_none()
+            if entry is None:
+                absent.append(number)
+                continue
+            await uow.session.delete(entry)
+            removed.append(number)
+        if removed:
+            DIALER(uow, "dnc_removed", {"numbers": removed, "by": by[:80]})
+    return removed, absent, bad
+
+
+class ListInUse(ValueError):
+    """A contact list a campaign still calls from."""
+
+
+async def show_list(
+    store: Store, name: str, *, limit: int = 100, offset: int = 0
+) -> tuple[int, list[dict[str, Any]]]:
+    """(contacts in the list, a page of them with their numbers in calling order)."""
+    async with store.sessions() as s:
+        lst = (
+            await s.execute(select(ContactList).where(col(ContactList.name) == name))
+        ).scalar_one_or_none()
+        if lst is None:
+            raise ImportFileError(f"--list: no contact list {name!r}")
+        total = int(
+            (
+                await s.execute(
+                    select(func.count()).select_from(Contact).where(col(Contact.list_id) == lst.id)
+                )
+            ).scalar_one()
+        )
+        people = list(
+            (
+                await s.execute(
+                    select(Contact).where(col(Contact.list_id) == lst.id)
+                    .order_by(col(Contact.id)).offset(offset).limit(limit)
+                )
+            ).scalars()
+        )  # fmt: skip
+        phones: dict[int, list[str]] = {}
+        if people:
+            for contact_id, number in await s.execute(
+                select(col(ContactPhone.contact_id), col(ContactPhone.number))
+                .where(col(ContactPhone.contact_id).in_([p.id for p in people]))
+                .order_by(col(ContactPhone.contact_id), col(ContactPhone.position))
+            ):
+                phones.setdefault(contact_id, []).append(number)
+    return total, [
+        {"id": p.id, "name": p.name, "numbers": phones.get(p.id or 0, []),
+         "timezone": p.timezone, "tags": json.loads(p.tags), "fields": json.loads(p.fields)}
+        for p in people
+    ]  # fmt: skip
+
+
+async def delete_list(store: Store, name: str, by: str) -> int:
+    """Delete a contact list, its contacts and their numbers; returns how many contacts. A
+    list a campaign that is not stopped still calls from is refused (:class:`ListInUse`);
+    the dial history of stopped campaigns keeps the numbers it dialled."""
+    async with store.unit_of_work() as uow:
+        s = uow.session
+        lst = (
+            await s.execute(select(ContactList).where(col(ContactList.name) == name))
+        ).scalar_one_or_none()
+        if lst is None:
+            raise ImportFileError(f"no contact list {name!r}")
+        users = list(
+            (
+                await s.execute(
+                    select(col(Campaign.name))
+                    .where(col(Campaign.list_name) == name)
+                    .where(col(Campaign.state) != "stopped")
+                )
+            ).scalars()
+        )
+        if users:
+            raise ListInUse(
+                f"contact list {name!r} is called by campaign(s) {', '.join(sorted(users))}: "
+                "stop them first"
+            )
+        n = int(
+            (
+                await s.execute(
+                    select(func.count()).select_from(Contact).where(col(Contact.list_id) == lst.id)
+                )
+            ).scalar_one()
+        )
+        await s.execute(delete(ContactPhone).where(col(ContactPhone.list_id) == lst.id))
+        await s.execute(delete(Contact).where(col(Contact.list_id) == lst.id))
+        await s.delete(lst)
+        DIALER(uow, "contacts_deleted", {"list": name, "contacts": n, "by": by[:80]})
+    return n

@@ -5,5 +5,5 @@ from telephonist.core.notify import Notifier
 DIALER = Notifier(
     "dialer",
     "dial", "attempt", "campaign", "disposition", "disposition_refused", "dnc_blocked",
-    "contacts_imported", "dnc_added",
+    "contacts_imported", "contacts_deleted", "dnc_added", "dnc_removed",
 )  # fmt: skip

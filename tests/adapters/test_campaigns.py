@@ -126,6 +126,9 @@ async def test_the_numbers_of_a_campaign(store: Store, tmp_path: Path) -> None:
     assert (got["dials"], got["connects"], got["abandoned"]) == (34, 30, 1)
     assert got["abandon_rate"] == round(1 / 31, 4)  # over live answers: 30 + the abandoned one
     assert got["outcomes"]["in progress"] == 1 and got["state"] == "paused"
+    (listed,) = await campaigns.listing(store)
+    assert (listed["campaign"], listed["state"], listed["mode"], listed["list"]) == (
+        "spring", "paused", "progressive", "leads")  # fmt: skip
 
 
 async def test_a_campaign_per_period(store: Store, tmp_path: Path) -> None:

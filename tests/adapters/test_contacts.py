@@ -255,3 +255,83 @@ async def test_a_large_import_never_holds_the_write_lock_long(tmp_path: Path) ->
     assert report.imported + report.merged == 19_800 and report.batches >= 40
     assert len(waits) > 50
     assert max(waits) < 1.0, f"a small write waited {max(waits):.2f}s"  # was 54 s
+
+
+async def test_dnc_list_and_remove(store: Store) -> None:
+    from telephonist.core.models import DncEntry, OutboxEvent
+    from telephonist.dialer.contacts import dnc_list, dnc_remove
+
+    await dnc_add(store, ["(212) 555-0199", "(212) 555-0198", "(646) 555-0100"], "US", "t")
+    total, rows = await dnc_list(store, limit=2)
+    assert total == 3 and [r["number"] for r in rows] == ["+12125550198", "+12125550199"]
+    assert (await dnc_list(store, contains="646"))[0] == 1
+    removed, absent, bad = await dnc_remove(
+        store, ["212 555 0199", "+12125550111", "12;34"], "US", by="admin tester"
+    )
+    assert (removed, absent, len(bad)) == (["+12125550199"], ["+12125550111"], 1)
+    assert await dnc_check(store, "+12125550199", "US") is None  # may be called again
+    assert await count(store, DncEntry) == 2
+    async with store.sessions() as s:
+        outbox = (await s.execute(select(OutboxEvent))).scalars()
+        events = [json.loads(o.payload)["data"] for o in outbox
+                  if o.topic.endswith("/dialer/dnc_removed")]  # fmt: skip
+    assert events == [{"numbers": ["+12125550199"], "by": "admin tester"}]
+
+
+async def test_a_list_is_shown_and_deleted_unless_a_campaign_calls_from_it(
+    store: Store, tmp_path: Path
+) -> None:
+    from telephonist.core.models import Campaign
+    from telephonist.dialer.contacts import ListInUse, delete_list, show_list
+
+    f = write_csv(tmp_path / "l.csv", [["name", "phone", "phone2"],
+                                       ["Ann", "0142685300", "0612345678"],
+                                       ["Bob", "0142685301", ""]])  # fmt: skip
+    await import_file(store, f, "l1", region="FR")
+    total, rows = await show_list(store, "l1", limit=1, offset=1)
+    assert total == 2 and [(r["name"], r["numbers"]) for r in rows] == [("Bob", ["+33142685301"])]
+    with pytest.raises(ImportFileError, match="no contact list 'nope'"):
+        await show_list(store, "nope")
+    async with store.unit_of_work() as uow:
+        uow.session.add(Campaign(name="spring", list_name="l1", queue="q", trunk="t",
+                                 state="paused"))  # fmt: skip
+    with pytest.raises(ListInUse, match="called by campaign\\(s\\) spring"):
+        await delete_list(store, "l1", by="admin tester")
+    assert await count(store, Contact) == 2  # nothing deleted
+    async with store.unit_of_work() as uow:
+        (c,) = (await uow.session.execute(select(Campaign))).scalars()
+        c.state = "stopped"
+    assert await delete_list(store, "l1", by="admin tester") == 2
+    assert await count(store, Contact) == 0 and await count(store, ContactPhone) == 0
+
+
+def test_cli_admin_verbs(tmp_path: Path) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n[dialer]\nregion = "FR"\n')
+    f = write_csv(tmp_path / "l.csv", [["nom", "tel"], ["A", "0142685300"]])
+    base = [sys.executable, "-m", "telephonist.cli.main", "--config", str(config)]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], capture_output=True, text=True, check=False)
+
+    assert run("contacts", "import", str(f), "--list", "l1").returncode == 0
+    assert json.loads(run("contacts", "lists", "--json").stdout) == [
+        {"list": "l1", "contacts": 1, "numbers": 1}]  # fmt: skip
+    shown = json.loads(run("contacts", "show", "l1", "--json").stdout)
+    assert shown["contacts"] == 1 and shown["rows"][0]["numbers"] == ["+33142685300"]
+    assert run("dnc", "add", "0142685300").returncode == 0
+    listed = json.loads(run("dnc", "list", "--json").stdout)
+    assert [r["number"] for r in listed["rows"]] == ["+33142685300"]
+    removed = run("dnc", "remove", "01 42 68 53 00", "0142685399")
+    assert removed.returncode == 0 and "1 removed" in removed.stdout, removed.stderr
+    assert "+33142685399: not on the list" in removed.stdout
+    assert json.loads(run("dnc", "list", "--json").stdout)["total"] == 0
+    assert json.loads(run("campaign", "list", "--json").stdout) == []
+    unsure = run("contacts", "delete", "l1")
+    assert unsure.returncode == 2 and "needs --yes" in unsure.stderr
+    gone = run("contacts", "delete", "nope", "--yes")
+    assert gone.returncode == 2 and "no contact list 'nope'" in gone.stderr
+    assert run("contacts", "delete", "l1", "--yes").returncode == 0
+    assert json.loads(run("contacts", "lists", "--json").stdout) == []
+    bad = run("dnc", "list", "--limit", "0")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
