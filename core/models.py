@@ -488,3 +488,7 @@ class DialAttempt(SQLModel, table=True):
     reason: str = Field(default="", max_length=40)
     """Asterisk's own words: OriginateResponse reason, DIALSTATUS, QUEUESTATUS."""
     agent: str = Field(default="", max_length=80)
+    amd_status: str = Field(default="", max_length=10)
+    """app_amd's verdict (AMD campaigns): HUMAN, MACHINE or NOTSURE (empty: AMD not run)."""
+    amd_cause: str = Field(default="", max_length=40)
+    """Why: app_amd's AMDCAUSE (``LONGGREETING-1600-1500``, ``HUMAN-300-800``...)."""

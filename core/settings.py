@@ -222,7 +222,27 @@ class SmtpSettings(_Section):
     timeout: float = Field(default=10.0, gt=0)
 
 
+class AmdSettings(_Section):
+    """Answering-machine detection (app_amd), rendered into ``amd.conf``; milliseconds. A
+    greeting longer than ``greeting``, more than ``maximum_number_of_words`` words, or
+    ``initial_silence`` before anything is said make a MACHINE; a short word followed by
+    ``after_greeting_silence`` makes a HUMAN; no decision within ``total_analysis_time`` is
+    NOTSURE (such calls go to an agent: never hang up on a person)."""
+
+    initial_silence: int = Field(default=2500, ge=500, le=10000)
+    greeting: int = Field(default=1500, ge=500, le=10000)
+    after_greeting_silence: int = Field(default=800, ge=100, le=5000)
+    total_analysis_time: int = Field(default=5000, ge=1000, le=10000)
+    min_word_length: int = Field(default=100, ge=10, le=1000)
+    between_words_silence: int = Field(default=50, ge=10, le=1000)
+    maximum_number_of_words: int = Field(default=2, ge=1, le=10)
+    maximum_word_length: int = Field(default=5000, ge=500, le=10000)
+    silence_threshold: int = Field(default=256, ge=1, le=32767)
+    """Below this average level (0-32767) a sample is silence."""
+
+
 class DialerSettings(_Section):
+    amd: AmdSettings = Field(default_factory=AmdSettings)
     region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     """The country of numbers written without a country code (contact lists, DNC, callers'
     numbers judged for callbacks)."""

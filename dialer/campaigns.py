@@ -237,6 +237,29 @@ async def stats(store: Store, name: str, now: datetime | None = None) -> dict[st
                             or_(lg.logged_out_at.is_(None), lg.logged_out_at > start)))
             )
         ).scalar_one()  # fmt: skip
+        # AMD's verdicts, and how many MACHINE verdicts a later call to the same lead showed
+        # wrong (it reached an agent: a person answers there) -- the measured side of the
+        # false-positive estimate the pacing takes.
+        verdicts = {
+            str(k): int(n)
+            for k, n in await s.execute(
+                select(da.amd_status, func.count())
+                .where(and_(da.campaign_id == c.id, da.amd_status != ""))
+                .group_by(da.amd_status)
+            )
+        }
+        later = DialAttempt.__table__.alias("later").c  # type: ignore[attr-defined]
+        contradicted = (
+            await s.execute(
+                select(func.count()).where(and_(
+                    da.campaign_id == c.id, da.amd_status == "MACHINE",
+                    select(later.id).where(and_(
+                        later.lead_id == da.lead_id, later.attempt > da.attempt,
+                        later.outcome == "answered",
+                    )).exists(),
+                ))
+            )
+        ).scalar_one()  # fmt: skip
     rate, fp_estimate = rules.abandon_rate(int(abandoned), int(live), int(machines),
                                            c.amd_false_positive)  # fmt: skip
     logged = max(0.0, float(logged))
@@ -250,6 +273,11 @@ async def stats(store: Store, name: str, now: datetime | None = None) -> dict[st
         "abandon_rate": round(rate, 4),
         "abandon_period": f"{c.jurisdiction}: {period}",
         "amd_false_positives_estimated": round(fp_estimate, 2),
+        "amd_verdicts": verdicts,
+        "amd_machine_then_person": int(contradicted),
+        "amd_false_positive_measured": round(int(contradicted) / verdicts["MACHINE"], 4)
+        if verdicts.get("MACHINE")
+        else None,
         "talk_seconds": int(talk),
         "agent_seconds": round(logged, 1),
         "occupancy": round(int(talk) / logged, 4) if logged else 0.0,

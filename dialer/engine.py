@@ -366,6 +366,8 @@ class DialerService:
                 await self._outcome(uow, attempt_id, "answered", "CONNECT")
             elif e.event == "DIALERABANDON":
                 await self._outcome(uow, attempt_id, "abandoned", f"queue {e.data2}"[:40])
+            elif e.event == "DIALERAMD":  # data2 the verdict, data3 its cause
+                attempt.amd_status, attempt.amd_cause = e.data2[:10], e.data3[:40]
             elif e.event == "DIALERMACHINE":
                 await self._outcome(uow, attempt_id, "machine", "AMD")
             elif e.event in ("COMPLETECALLER", "COMPLETEAGENT"):

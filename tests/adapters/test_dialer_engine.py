@@ -111,3 +111,58 @@ async def test_reconcile_closes_lost_attempts_and_keeps_live_ones(store: Store) 
     assert talking is not None and talking.outcome == ""
     assert young is not None and young.outcome == ""
     assert await engine.reconcile() == 0  # nothing done twice
+
+
+async def test_amd_verdicts_are_stored_and_a_wrong_machine_verdict_is_measured(
+    store: Store,
+) -> None:
+    """Lead 1: the first try was classed MACHINE (a long greeting) and hung up; the second
+    reached an agent -- a person answers there, so that verdict counts as measured wrong.
+    Lead 2: HUMAN, then the agent took it. The queue_log lines are the dialplan's."""
+    from telephonist.dialer import campaigns
+
+    now = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+    engine = DialerService(store, _Ami(), _Watcher(), None, wrapups={})  # type: ignore[arg-type]
+    async with store.unit_of_work() as uow:
+        c = Campaign(name="amd", list_name="l", queue="outq", trunk="t", state="running",
+                     amd=True, amd_false_positive=0.01)  # fmt: skip
+        uow.session.add(c)
+        await uow.session.flush()
+        tries = []
+        for lead_no, attempt in ((1, 1), (1, 2), (2, 1)):
+            a = DialAttempt(campaign_id=c.id or 0, lead_id=lead_no, number="+1", attempt=attempt,
+                            started_at=now)  # fmt: skip
+            uow.session.add(a)
+            await uow.session.flush()
+            tries.append(f"dial-{a.id}")
+
+        def line(callid: str, event: str, *data: str) -> QueueLogEntry:
+            d = [*data, "", "", ""]
+            return QueueLogEntry(time=now, callid=callid, queue="outq", agent="NONE",
+                                 event=event, data1=d[0], data2=d[1], data3=d[2])  # fmt: skip
+
+        first, second, other = tries
+        await engine.on_queue_log(uow, [
+            line(first, "DIALERANSWER", first[5:]),
+            line(first, "DIALERAMD", first[5:], "MACHINE", "LONGGREETING-1600-1500"),
+            line(first, "DIALERMACHINE", first[5:], "LONGGREETING-1600-1500"),
+            line(second, "DIALERANSWER", second[5:]),
+            line(second, "DIALERAMD", second[5:], "NOTSURE", "TOOLONG-5000"),
+            line(second, "CONNECT", "1"),
+            line(other, "DIALERANSWER", other[5:]),
+            line(other, "DIALERAMD", other[5:], "HUMAN", "HUMAN-300-800"),
+            line(other, "CONNECT", "1"),
+        ])  # fmt: skip
+    async with store.sessions() as s:
+        from sqlalchemy import select
+
+        rows = {a.id: a for a in (await s.execute(select(DialAttempt))).scalars()}
+    got = {f"dial-{k}": (a.amd_status, a.amd_cause, a.outcome) for k, a in rows.items()}
+    assert got == {
+        first: ("MACHINE", "LONGGREETING-1600-1500", "machine"),
+        second: ("NOTSURE", "TOOLONG-5000", "answered"),
+        other: ("HUMAN", "HUMAN-300-800", "answered"),
+    }
+    stats = await campaigns.stats(store, "amd", now)
+    assert stats["amd_verdicts"] == {"MACHINE": 1, "NOTSURE": 1, "HUMAN": 1}
+    assert (stats["amd_machine_then_person"], stats["amd_false_positive_measured"]) == (1, 1.0)

@@ -149,3 +149,12 @@ async def test_without_serve_the_caller_gets_the_fallback(
     ]
     assert ("Stasis", "telephonist,demo,demo") in apps
     assert ("Playback", "ss-noservice") in apps, apps
+
+
+def test_the_modules_the_centre_needs_are_running(pbx: Sandbox) -> None:
+    """app_amd (amd.conf) and the channel-event log (cel.conf, cel_custom.conf) load: without
+    their configuration Asterisk declines them silently."""
+    for module in ("app_amd.so", "cel_custom.so", "app_queue.so", "res_ari.so"):
+        shown = pbx.cli(f"module show like {module}")
+        assert "Running" in shown and "Not Running" not in shown, shown
+    assert "cel.json: Logging CEL records" in pbx.log_file.read_text(errors="replace")
