@@ -36,7 +36,9 @@ def create(
     queue: Annotated[str, typer.Option(help="The queue whose agents take the calls")],
     trunk: Annotated[str, typer.Option(help="The outside line calls go out through")],
     mode: Annotated[str, typer.Option(help="preview, progressive or predictive")] = "predictive",
-    caller_id: Annotated[str, typer.Option(help="The number called people see")] = "",
+    caller_id: Annotated[
+        str, typer.Option(help="The number called people see (default: dialer.caller_id)")
+    ] = "",
     window: Annotated[
         str, typer.Option(help="Calling hours, contact's local time")
     ] = "09:00-20:00",
@@ -54,9 +56,11 @@ def create(
 ) -> None:
     """Create a campaign (paused: `campaign start` begins dialling)."""
 
+    settings = state(ctx).settings()
     spec = campaigns.CampaignSpec(
         name=name, list_name=list_name, queue=queue, trunk=trunk, mode=mode,
-        caller_id=caller_id, window=window, days=days, timezone=timezone,
+        caller_id=caller_id or settings.dialer.caller_id, region=settings.dialer.region,
+        window=window, days=days, timezone=timezone,
         max_attempts=max_attempts, retry=retry, jurisdiction=jurisdiction,
         ring_seconds=ring_seconds, amd=amd, amd_false_positive=amd_false_positive,
         message=message,

@@ -243,6 +243,10 @@ class AmdSettings(_Section):
 
 class DialerSettings(_Section):
     amd: AmdSettings = Field(default_factory=AmdSettings)
+    caller_id: str = Field(default="", max_length=30)
+    """The number campaigns present to the people they call when ``campaign create`` names
+    none (``--caller-id``): a valid number they can call back (checked when a campaign is
+    created)."""
     region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     """The country of numbers written without a country code (contact lists, DNC, callers'
     numbers judged for callbacks)."""

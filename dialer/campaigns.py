@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import phonenumbers
 from sqlalchemy import String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -28,6 +29,7 @@ from telephonist.core.models import (
     QueueCall,
     as_utc,
 )
+from telephonist.core.numbers import NumberError, Numbering
 from telephonist.core.sql import epoch, greatest, least
 from telephonist.core.storage import Store
 from telephonist.dialer import pacing, rules
@@ -37,6 +39,43 @@ from telephonist.dialer.rules import RuleError
 
 MODES = ("preview", "progressive", "predictive")
 STATES = ("paused", "running", "stopped")
+
+
+NOT_PRESENTABLE = {
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium-rate",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared-cost",
+    phonenumbers.PhoneNumberType.PAGER: "pager",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "voicemail-access",
+}
+"""Numbers a called person could not (or should not have to pay to) call back."""
+
+
+def presented_number(raw: str, region: str) -> str:
+    """The caller ID a campaign presents, E.164, or RuleError: required (regulators ask that
+    people see a number they can call back), valid, and not premium-rate or the like.
+
+    >>> presented_number("(212) 555-0100", "US")
+    '+12125550100'
+    >>> presented_number("", "US")
+    Traceback (most recent call last):
+    ...
+    telephonist.dialer.rules.RuleError: --caller-id: a campaign must present a number people ...
+    >>> presented_number("+44 909 879 0000", "GB")
+    Traceback (most recent call last):
+    ...
+    telephonist.dialer.rules.RuleError: --caller-id: '+44 909 879 0000' is a premium-rate ...
+    """
+    if not raw.strip():
+        raise RuleError("--caller-id: a campaign must present a number people can call back "
+                        "(--caller-id, or dialer.caller_id in the settings)")  # fmt: skip
+    try:
+        e164, _parsed, kind = Numbering(region).e164(raw, "--caller-id")
+    except NumberError as exc:
+        raise RuleError(str(exc)) from None
+    if kind in NOT_PRESENTABLE:
+        raise RuleError(f"--caller-id: {raw!r} is a {NOT_PRESENTABLE[kind]} number: people must "
+                        "be able to call it back at a normal rate")  # fmt: skip
+    return e164
 
 
 @dataclass(frozen=True)
@@ -59,6 +98,8 @@ class CampaignSpec:
     amd: bool = False
     amd_false_positive: float = 0.01
     message: str = ""
+    region: str = "US"
+    """Of a caller ID written without a country code (``dialer.region``)."""
 
     def checked(self, centre: Centre) -> Campaign:
         """The campaign row (paused), or RuleError naming the option (pure: no I/O)."""
@@ -72,8 +113,7 @@ class CampaignSpec:
             )
         if self.trunk not in {t.name for t in centre.trunks}:
             raise RuleError(f"--trunk: no trunk {self.trunk!r}")
-        if self.caller_id and not re.fullmatch(r"\+?[0-9]{3,20}", self.caller_id):
-            raise RuleError(f"--caller-id: {self.caller_id!r} is not a phone number")
+        caller_id = presented_number(self.caller_id, self.region)
         start, sep, end = self.window.partition("-")
         if not sep:
             raise RuleError(f"--window: {self.window!r} is not HH:MM-HH:MM")
@@ -97,7 +137,7 @@ class CampaignSpec:
             raise RuleError(f"--message: {self.message!r} is not a sound name")
         return Campaign(
             name=self.name, list_name=self.list_name, queue=self.queue, mode=self.mode,
-            trunk=self.trunk, caller_id=self.caller_id.lstrip("+"), window_start=start,
+            trunk=self.trunk, caller_id=caller_id.lstrip("+"), window_start=start,
             window_end=end, days=self.days, default_timezone=self.timezone,
             max_attempts=self.max_attempts, retry=json.dumps(delays),
             jurisdiction=self.jurisdiction, abandon_cap=cap, ring_seconds=self.ring_seconds,

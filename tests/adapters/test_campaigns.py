@@ -24,6 +24,7 @@ CENTRE = Centre.model_validate(
     {"queues": [{"name": "outq"}], "trunks": [{"name": "t", "host": "127.0.0.1"}]}
 )
 SPEC = campaigns.CampaignSpec(name="spring", list_name="leads", queue="outq", trunk="t",
+                              caller_id="+1 212 555 0100",
                               mode="progressive", window="00:00-23:59", days="mon-sun")  # fmt: skip
 
 
@@ -41,6 +42,9 @@ async def test_a_campaign_is_checked_created_started_and_stopped_for_good(
                         (replace(SPEC, trunk="nope"), "--trunk"),
                         (replace(SPEC, window="9-5"), "--window"),
                         (replace(SPEC, caller_id="1;Dial"), "--caller-id"),
+                        (replace(SPEC, caller_id=""), "--caller-id: a campaign must present"),
+                        (replace(SPEC, caller_id="555-0100"), "'555-0100' is not a valid"),
+                        (replace(SPEC, caller_id="+1 900 555 0100"), "premium-rate"),
                         (replace(SPEC, ring_seconds=5), "--ring-seconds"),
                         (replace(SPEC, name="a b"), "NAME"),
                         (SPEC, "--list")):  # no contact list yet  # fmt: skip
@@ -53,6 +57,7 @@ async def test_a_campaign_is_checked_created_started_and_stopped_for_good(
     await import_file(store, leads, "leads", region="US")
     c = await campaigns.create(store, CENTRE, SPEC)
     assert (c.state, c.mode, c.abandon_cap) == ("paused", "progressive", 0.03)
+    assert c.caller_id == "12125550100"  # E.164 digits, whatever way it was written
     with pytest.raises(RuleError, match="exists already"):
         await campaigns.create(store, CENTRE, SPEC)
     c, added = await campaigns.set_state(store, "spring", "running")

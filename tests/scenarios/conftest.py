@@ -93,6 +93,8 @@ port = {HTTP_PORT}
 [mqtt]
 port = {MQTT_PORT}
 node = "testnode"
+[dialer]
+caller_id = "+12125550100"
 [smtp]
 host = "127.0.0.1"
 port = {SMTP_PORT}

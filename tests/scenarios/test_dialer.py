@@ -358,3 +358,148 @@ async def test_asterisk_restarted_while_a_campaign_call_rings(
         )
     assert lead is not None and lead.state != "dialing"
     assert len(tries) == 1  # not called a second time while the first call's fate was unknown
+
+
+AMD_CALLEE = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<!-- Called parties with a voice: a number ending in 1 is a person ("Hello?" then silence),
+     one ending in 2 an answering machine (a long greeting). Both answer after a second of
+     ringing and wait for the PBX to hang up. -->
+<scenario name="amd-callee">
+  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="INVITE sip:[0-9]*2@" search_in="msg" check_it="false" assign_to="machine"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+    ]]>
+  </send>
+  <pause milliseconds="1000"/>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+    ]]>
+  </send>
+  <recv request="ACK" crlf="true"/>
+  <nop next="machine" test="machine"/>
+  <nop><action><exec play_pcap_audio="PERSON"/></action></nop>
+  <nop next="wait"/>
+  <label id="machine"/>
+  <nop><action><exec play_pcap_audio="MACHINE"/></action></nop>
+  <label id="wait"/>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+</scenario>
+"""
+
+
+async def test_amd_tells_people_from_machines_on_real_audio(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    """An --amd campaign calls a person (espeak-ng "Hello?", then silence) and an answering
+    machine (a long spoken greeting), real RTP audio from sipp: app_amd's verdicts are stored
+    on the attempts with their causes; the machine is hung up and never reaches the agent,
+    the person does."""
+    from telephonist.bench import rtp
+
+    scenario = tmp_path / "amd_callee.xml"
+    scenario.write_text(
+        AMD_CALLEE.replace("PERSON", str(rtp.person(tmp_path / "person.pcap"))).replace(
+            "MACHINE", str(rtp.machine(tmp_path / "machine.pcap"))
+        )
+    )
+    contacts = tmp_path / "amd.csv"
+    inside = zone_at(0, 24)
+    contacts.write_text(f"name,phone,tz\nA Person,+1 212 555 0201,{inside}\n"
+                        f"A Machine,+1 212 555 0202,{inside}\n")  # fmt: skip
+    cli(settings, "contacts", "import", str(contacts), "--list", "amd1", "--region", "US")
+    cli(
+        settings, "campaign", "create", "amd1", "--list", "amd1", "--queue", "outq",
+        "--trunk", "customers", "--mode", "progressive", "--window", "00:00-23:59",
+        "--days", "mon-sun", "--max-attempts", "1", "--ring-seconds", "15", "--amd",
+    )  # fmt: skip
+    ring_talk = tmp_path / "ivan.csv"
+    ring_talk.write_text("SEQUENTIAL\n0;500;3000\n0;500;3000\n")
+    customers = AgentPhone(25410, tmp_path, scenario=str(scenario), calls=2, timeout=90)
+    ivan = AgentPhone(25509, tmp_path, scenario="callee.xml", calls=2, timeout=90,
+                      extra=("-inf", str(ring_talk)))  # fmt: skip
+    customers.start()
+    ivan.start()
+    try:
+        cli(settings, "agent", "login", "ivan")
+        cli(settings, "campaign", "start", "amd1")
+
+        async def decided() -> list[DialAttempt] | None:
+            async with store.sessions() as s:
+                c = (
+                    await s.execute(select(Campaign).where(col(Campaign.name) == "amd1"))
+                ).scalar_one()
+                rows = list(
+                    (
+                        await s.execute(
+                            select(DialAttempt).where(col(DialAttempt.campaign_id) == c.id)
+                        )
+                    ).scalars()
+                )
+            done = [a for a in rows if a.outcome]
+            return rows if len(done) == 2 else None  # fmt: skip
+
+        attempts = await until(decided, 90, "both calls decided", every=0.5)
+        cli(settings, "campaign", "stop", "amd1")
+    finally:
+        ivan.stop()
+        customers.stop()
+        await asyncio.to_thread(telephonist, settings.data_dir.parent / "telephonist.toml",
+                                "agent", "logout", "ivan")  # fmt: skip
+    by_number = {a.number: a for a in attempts}
+    person, machine = by_number["+12125550201"], by_number["+12125550202"]
+    assert (machine.amd_status, machine.outcome) == ("MACHINE", "machine"), machine
+    assert machine.amd_cause.split("-")[0] in {"LONGGREETING", "MAXWORDS", "MAXWORDLENGTH"}
+    assert person.amd_status == "HUMAN" and person.amd_cause.startswith("HUMAN"), person
+    assert (person.outcome, person.agent) == ("answered", "Ivan")
+    # Asterisk's own account: AMD set AMDSTATUS on each channel; only the person's reached Ivan.
+    statuses = {
+        e["Uniqueid"]: e["Value"] for e in ami_watch.events
+        if e.get("Event") == "VarSet" and e.get("Variable") == "AMDSTATUS"
+        and e.get("Uniqueid", "").startswith("dial-")
+    }  # fmt: skip
+    assert statuses == {f"dial-{person.id}": "HUMAN", f"dial-{machine.id}": "MACHINE"}
+    connected = {e["Uniqueid"] for e in ami_watch.events if e.get("Event") == "AgentConnect"}
+    assert f"dial-{person.id}" in connected and f"dial-{machine.id}" not in connected
+    stats = json.loads(cli(settings, "campaign", "stats", "amd1", "--json"))
+    assert stats["amd_verdicts"] == {"HUMAN": 1, "MACHINE": 1}
