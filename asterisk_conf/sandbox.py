@@ -24,6 +24,7 @@ from telephonist.asterisk_conf.render import AsteriskPaths, render_all, write_co
 from telephonist.core.ami import AmiError, probe_fully_booted
 from telephonist.core.centre import Centre
 from telephonist.core.settings import Settings, ensure_private_dir
+from telephonist.core.speech import SpeechError, synthesize
 
 PACKAGES = ("asterisk", "asterisk-core-sounds-en-gsm", "asterisk-moh-opsound-gsm")
 PROMPTS = {
@@ -159,18 +160,11 @@ class Sandbox:
                   if not (custom / f"{name}.wav").exists()}  # fmt: skip
         if not wanted:
             return
-        if not (shutil.which("espeak-ng") and shutil.which("sox")):
-            raise SandboxError("espeak-ng and sox are needed for the sandbox's prompts "
-                               "(make setup installs them)")  # fmt: skip
-        custom.mkdir(parents=True, exist_ok=True)
         for name, text in wanted.items():
-            raw = custom / f".{name}.raw.wav"
-            subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), text],
-                           check=True, capture_output=True, timeout=60)  # fmt: skip
-            subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16",
-                            str(custom / f"{name}.wav")],
-                           check=True, capture_output=True, timeout=60)  # fmt: skip
-            raw.unlink()
+            try:
+                synthesize(text, custom / f"{name}.wav")
+            except SpeechError as exc:
+                raise SandboxError(f"the sandbox's prompts: {exc}") from None
 
     def run_ids(self) -> tuple[int, int]:
         """The uid and gid of ``pbx.run_user`` in the root filesystem (not the host's)."""

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated, TypeVar
 
 import typer
 
-from telephonist.cli.common import ami_session, state, with_store
+from telephonist.cli.common import ami_session, errors, state, with_store
 from telephonist.core.ami import AmiError
 from telephonist.core.centre import Centre
 from telephonist.core.models import Campaign
 from telephonist.core.numbers import Dialing, Numbering
+from telephonist.core.speech import SpeechError, custom_sounds, synthesize
 from telephonist.core.storage import Store
 from telephonist.dialer import campaigns
 from telephonist.dialer.dispositions import DispositionError, set_disposition
@@ -52,9 +54,19 @@ def create(
     amd_false_positive: Annotated[
         float, typer.Option(help="Live people AMD calls machines")
     ] = 0.01,
-    message: Annotated[str, typer.Option(help="Recorded message for an abandoned call")] = "",
+    message: Annotated[
+        str, typer.Option(help="Recorded message for an abandoned call (a sound name)")
+    ] = "",
+    message_text: Annotated[
+        str,
+        typer.Option(
+            help="Or: the company's name; telephonist speaks the message with the "
+            "caller ID to call back"
+        ),
+    ] = "",
 ) -> None:
-    """Create a campaign (paused: `campaign start` begins dialling)."""
+    """Create a campaign (paused: `campaign start` begins dialling). It needs a message for
+    the calls no agent can take within 2 s: --message (a recording) or --message-text."""
 
     settings = state(ctx).settings()
     spec = campaigns.CampaignSpec(
@@ -63,10 +75,28 @@ def create(
         window=window, days=days, timezone=timezone,
         max_attempts=max_attempts, retry=retry, jurisdiction=jurisdiction,
         ring_seconds=ring_seconds, amd=amd, amd_false_positive=amd_false_positive,
-        message=message,
+        message=message, message_text=message_text,
     )  # fmt: skip
+    if message_text and not message:
+        spec = _spoken(ctx, spec)
     c = _run(ctx, lambda store, centre: campaigns.create(store, centre, spec))
     typer.echo(f"campaign {c.name} created ({c.mode}, queue {c.queue}); start it to dial")
+
+
+def _spoken(ctx: typer.Context, spec: campaigns.CampaignSpec) -> campaigns.CampaignSpec:
+    """The spec with its message spoken into a sound Asterisk plays (checked first: nothing
+    is written for a campaign that would be refused)."""
+    st = state(ctx)
+    with errors(RuleError, SpeechError):
+        checked = spec.checked(st.centre())
+        words = campaigns.abandon_message(spec.message_text, checked.caller_id)
+        sound = campaigns.message_sound(spec.name, words)
+        folder = custom_sounds(st.settings())
+        if folder is None:
+            raise RuleError("--message-text: set pbx.sounds_dir so that the message is written "
+                            "where Asterisk plays it (or record one: --message)")  # fmt: skip
+        synthesize(words, folder / f"{sound.removeprefix('custom/')}.wav")
+    return replace(spec, message=sound, message_text=words)
 
 
 def _set_state(ctx: typer.Context, name: str, new: str) -> tuple[Campaign, int]:

@@ -449,6 +449,10 @@ class Campaign(SQLModel, table=True):
     amd: bool = False
     amd_false_positive: float = 0.0
     message: str = Field(default="", max_length=80)
+    """The sound an abandoned call hears (``custom/...``)."""
+    message_text: str = Field(default="", max_length=400)
+    """What that sound says when telephonist spoke it (``--message-text``): kept to speak it
+    again if the sound is lost (a rebuilt sandbox)."""
     """The recorded message a live answer hears when no agent is free within 2 s."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 

@@ -7,6 +7,7 @@ its ``dialer/campaign`` event with it. The CLI prints; serve's dialer paces what
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -39,6 +40,33 @@ from telephonist.dialer.rules import RuleError
 
 MODES = ("preview", "progressive", "predictive")
 STATES = ("paused", "running", "stopped")
+
+
+def abandon_message(company: str, caller_id: str) -> str:
+    """The words of a spoken abandoned-call message: who called and the number to call back
+    (Ofcom: the message names the company and a number that is not premium-rate).
+
+    >>> m = abandon_message("Example Ltd.", "12125550100")
+    >>> m.startswith("Hello, this is Example Ltd. We are sorry")
+    True
+    >>> m.endswith("Please call us back on 2 1 2, 5 5 5, 0 1 0 0. Thank you.")
+    True
+    """
+    national = phonenumbers.format_number(
+        phonenumbers.parse("+" + caller_id.lstrip("+")), phonenumbers.PhoneNumberFormat.NATIONAL
+    )
+    groups = ["".join(ch for ch in g if ch.isdigit()) for g in re.split(r"[\s-]+", national)]
+    spoken = ", ".join(" ".join(g) for g in groups if g)
+    return (f"Hello, this is {company.strip().rstrip('.')}. We are sorry, none of our agents is "
+            f"free to take your call. Please call us back on {spoken}. Thank you.")  # fmt: skip
+
+
+def message_sound(campaign: str, text: str) -> str:
+    """The sound name of a spoken message (one per campaign and text: a second campaign of
+    the same name, refused, never overwrites the first's)."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    safe = re.sub(r"[^a-z0-9_-]", "-", campaign.lower())
+    return f"custom/telephonist-abandon-{safe}-{digest}"[:80]
 
 
 NOT_PRESENTABLE = {
@@ -98,6 +126,8 @@ class CampaignSpec:
     amd: bool = False
     amd_false_positive: float = 0.01
     message: str = ""
+    message_text: str = ""
+    """Spoken by telephonist (:func:`abandon_message`) when no recorded ``message`` is named."""
     region: str = "US"
     """Of a caller ID written without a country code (``dialer.region``)."""
 
@@ -135,6 +165,16 @@ class CampaignSpec:
                 raise RuleError(f"--amd-false-positive: {exc}") from None
         if self.message and not re.fullmatch(r"[a-z0-9][a-z0-9_/-]{0,79}", self.message):
             raise RuleError(f"--message: {self.message!r} is not a sound name")
+        if not self.message and not self.message_text.strip():
+            raise RuleError(
+                f"--message: a {self.jurisdiction} campaign must tell the people it cannot put "
+                f"through who called and how to call back (--message SOUND, a recording, or "
+                f'--message-text "Example Ltd" to have it spoken)'
+            )
+        if len(self.message_text) > 200 or any(
+            ord(ch) < 32 or ch in "<>{}[]|\\`$" for ch in self.message_text
+        ):
+            raise RuleError("--message-text: at most 200 characters of plain words")
         return Campaign(
             name=self.name, list_name=self.list_name, queue=self.queue, mode=self.mode,
             trunk=self.trunk, caller_id=caller_id.lstrip("+"), window_start=start,
@@ -142,7 +182,7 @@ class CampaignSpec:
             max_attempts=self.max_attempts, retry=json.dumps(delays),
             jurisdiction=self.jurisdiction, abandon_cap=cap, ring_seconds=self.ring_seconds,
             amd=self.amd, amd_false_positive=self.amd_false_positive if self.amd else 0.0,
-            message=self.message,
+            message=self.message, message_text=self.message_text,
         )  # fmt: skip
 
 

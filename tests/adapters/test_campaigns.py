@@ -24,7 +24,7 @@ CENTRE = Centre.model_validate(
     {"queues": [{"name": "outq"}], "trunks": [{"name": "t", "host": "127.0.0.1"}]}
 )
 SPEC = campaigns.CampaignSpec(name="spring", list_name="leads", queue="outq", trunk="t",
-                              caller_id="+1 212 555 0100",
+                              caller_id="+1 212 555 0100", message="custom/abandon-notice",
                               mode="progressive", window="00:00-23:59", days="mon-sun")  # fmt: skip
 
 
@@ -45,6 +45,9 @@ async def test_a_campaign_is_checked_created_started_and_stopped_for_good(
                         (replace(SPEC, caller_id=""), "--caller-id: a campaign must present"),
                         (replace(SPEC, caller_id="555-0100"), "'555-0100' is not a valid"),
                         (replace(SPEC, caller_id="+1 900 555 0100"), "premium-rate"),
+                        (replace(SPEC, message=""), "--message: a US campaign must tell"),
+                        (replace(SPEC, message_text="x" * 201), "--message-text"),
+                        (replace(SPEC, message="", message_text="A $(rm)"), "--message-text"),
                         (replace(SPEC, ring_seconds=5), "--ring-seconds"),
                         (replace(SPEC, name="a b"), "NAME"),
                         (SPEC, "--list")):  # no contact list yet  # fmt: skip

@@ -69,8 +69,20 @@ async def test_live_campaign_attempts_match_asterisk(
     cli(
         settings, "campaign", "create", "live1", "--list", "live1", "--queue", "outq",
         "--trunk", "customers", "--mode", "progressive", "--window", "09:00-20:00",
-        "--days", "mon-sun", "--max-attempts", "1", "--ring-seconds", "15",
+        "--days", "mon-sun",
+        "--message-text", "Example Test Centre", "--max-attempts", "1", "--ring-seconds", "15",
     )  # fmt: skip
+    # The abandoned-call message was spoken into a sound Asterisk plays, kept with the campaign.
+    async with store.sessions() as s:
+        made = (await s.execute(select(Campaign).where(col(Campaign.name) == "live1"))).scalar_one()
+    assert made.message.startswith("custom/telephonist-abandon-live1-")
+    assert (
+        "Example Test Centre" in made.message_text and "2 1 2, 5 5 5, 0 1 0 0" in made.message_text
+    )
+    sounds = (
+        settings.pbx.cache_dir / f"rootfs-{settings.pbx.debian_suite}" / "usr/share/asterisk/sounds"
+    )
+    assert (sounds / f"{made.message}.wav").stat().st_size > 8000  # more than half a second
     customers = AgentPhone(25410, tmp_path, scenario="customer.xml", calls=4, timeout=120)
     ivan = AgentPhone(25509, tmp_path, calls=2, timeout=120)
     customers.start()
@@ -186,6 +198,7 @@ async def test_preview_the_agent_sees_the_lead_then_is_connected_first(
     cli(
         settings, "campaign", "create", "prev1", "--list", "prev1", "--queue", "outq",
         "--trunk", "customers", "--mode", "preview", "--days", "mon-sun",
+        "--message-text", "Example Test Centre",
     )  # fmt: skip
     cli(settings, "campaign", "start", "prev1")
     await asyncio.sleep(2.5)  # the engine does not dial preview campaigns by itself
@@ -247,7 +260,8 @@ async def test_live_run_agrees_with_the_simulator(
     cli(
         settings, "campaign", "create", "simrun", "--list", "simleads", "--queue", "simq",
         "--trunk", "callees", "--mode", "predictive", "--window", "00:00-23:59",
-        "--days", "mon-sun", "--max-attempts", "1", "--ring-seconds", "20",
+        "--days", "mon-sun",
+        "--message-text", "Example Test Centre", "--max-attempts", "1", "--ring-seconds", "20",
     )  # fmt: skip
     inf = live.write_injection(tmp_path / "callees.csv", sc, 0, n)
     callees = AgentPhone(25420, tmp_path, scenario="callee.xml", calls=n, timeout=0,
@@ -314,7 +328,8 @@ async def test_asterisk_restarted_while_a_campaign_call_rings(
     cli(
         settings, "campaign", "create", "restart1", "--list", "restart1", "--queue", "outq",
         "--trunk", "customers", "--mode", "progressive", "--window", "09:00-20:00",
-        "--days", "mon-sun", "--max-attempts", "3", "--ring-seconds", "15",
+        "--days", "mon-sun",
+        "--message-text", "Example Test Centre", "--max-attempts", "3", "--ring-seconds", "15",
     )  # fmt: skip
     customers = AgentPhone(25410, tmp_path, scenario="customer.xml", calls=2, timeout=120)
     ivan = AgentPhone(25509, tmp_path, calls=1, timeout=120)
@@ -451,7 +466,9 @@ async def test_amd_tells_people_from_machines_on_real_audio(
     cli(
         settings, "campaign", "create", "amd1", "--list", "amd1", "--queue", "outq",
         "--trunk", "customers", "--mode", "progressive", "--window", "00:00-23:59",
-        "--days", "mon-sun", "--max-attempts", "1", "--ring-seconds", "15", "--amd",
+        "--days", "mon-sun",
+        "--message-text", "Example Test Centre", "--max-attempts", "1", "--ring-seconds", "15",
+        "--amd",
     )  # fmt: skip
     ring_talk = tmp_path / "ivan.csv"
     ring_talk.write_text("SEQUENTIAL\n0;500;3000\n0;500;3000\n")
