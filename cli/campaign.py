@@ -162,40 +162,61 @@ def next_(
     ctx: typer.Context,
     name: str,
     agent: Annotated[
-        str | None, typer.Option(help="With --call: the agent whose phone rings first")
+        str | None, typer.Option(help="The agent previewing: the lead is held for them")
     ] = None,
-    call: Annotated[bool, typer.Option("--call", help="Place the call (preview mode)")] = False,
+    call: Annotated[bool, typer.Option("--call", help="Call the lead the agent holds")] = False,
+    skip: Annotated[
+        bool, typer.Option("--skip", help="Skip the lead the agent holds (never dialled)")
+    ] = False,
+    reason: Annotated[str, typer.Option(help="Why it is skipped (with --skip)")] = "",
+    hold: Annotated[
+        int, typer.Option(help="Seconds the lead stays the agent's before it is released")
+    ] = campaigns.HOLD_SECONDS,
 ) -> None:
-    """Preview mode: the next lead due (in its window, not on the DNC list) with its
-    details; with --call --agent ID, ring the agent's phone, then dial the lead."""
+    """Preview mode. With --agent A: the next lead due (in its window, not on the DNC list),
+    held for A -- logged in to the campaign's queue and not paused -- until A calls it
+    (--call: A's phone rings, then the lead is dialled), skips it (--skip --reason) or the
+    hold runs out. Asking again shows the lead A holds. Without --agent: a look at the next
+    lead, held for nobody."""
     st = state(ctx)
     settings = st.settings()
+    if (call or skip) and agent is None:
+        typer.secho("error: --agent: --call and --skip need the agent", err=True, fg="red")
+        raise typer.Exit(2)
+    if call and skip:
+        typer.secho("error: --call or --skip, not both", err=True, fg="red")
+        raise typer.Exit(2)
 
     async def go(store: Store, centre: Centre) -> str:
+        if agent is not None and skip:
+            lead_id = await campaigns.skip_held(store, name, agent, reason)
+            return f"lead {lead_id} skipped by {agent}: {reason.strip()}"
         async with store.sessions() as s:
             c = await campaigns.get(s, name)
-        if call and c.mode != "preview":
-            raise RuleError(f"campaign {name} is {c.mode}: the dialer places its calls")
-        if call and (agent is None or centre.agent(agent) is None):
-            raise RuleError(f"--agent: no agent {agent!r}")
-        due = await campaigns.next_lead(store, c)
+        if agent is None:
+            due = await campaigns.next_lead(store, c)
+            if due is None:
+                return "no lead due now"
+            seen = f"lead {due.lead_id}: {due.name} {due.number} (try {due.tries}, {due.timezone})"
+            return f"{seen} {due.fields}\n(held for nobody: --agent A holds it)"
+        due = await campaigns.claim_next(store, centre, name, agent, hold=hold)
         if due is None:
             return "no lead due now"
-        lead_id, number = due.lead_id, due.number
-        text = f"lead {lead_id}: {due.name} {number} (try {due.tries}, {due.timezone}) {due.fields}"
+        text = (f"lead {due.lead_id}: {due.name} {due.number} (try {due.tries}, {due.timezone}) "
+                f"{due.fields}\nheld for {agent} for {hold} s")  # fmt: skip
         if not call:
             return text
-        a = centre.agent(agent or "")
+        a = centre.agent(agent)
         assert a is not None
         try:
             async with ami_session(settings) as ami:
                 dialing = Dialing(Numbering(settings.dialer.region), centre.trunks)
                 attempt_id = await place_preview(
-                    store, ami, c, lead_id, number, a.id, a.extension, dialing=dialing
+                    store, ami, c, due.lead_id, due.number, a.id, a.extension, dialing=dialing
                 )
         except AmiError as exc:
             raise RuleError(f"the call was not placed: {exc}") from None
-        return f"{text}\nattempt {attempt_id}: ringing {a.id} ({a.extension}), then {number}"
+        return f"{text}\nattempt {attempt_id}: ringing {a.id} ({a.extension}), then {due.number}"
 
     typer.echo(_run(ctx, go))
 

@@ -466,11 +466,16 @@ class CampaignLead(SQLModel, table=True):
     campaign_id: int = Field(index=True)
     contact_id: int = Field(index=True)
     state: str = Field(default="new", index=True, max_length=20)
-    """new, retry, dialing, done, dnc, exhausted."""
+    """new, retry, held (an agent previews it), dialing, done, dnc, exhausted, skipped."""
     attempts: int = 0
     next_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
+    """When it is due (retry), or when an agent's hold on it ends (held)."""
     last_outcome: str = Field(default="", max_length=20)
     disposition: str = Field(default="", max_length=40)
+    held_by: str = Field(default="", max_length=40)
+    """The agent previewing it (preview mode), until ``next_at``."""
+    skip_reason: str = Field(default="", max_length=80)
+    """Why an agent skipped it (``campaign next --skip --reason``): never dialled then."""
 
 
 class DialAttempt(SQLModel, table=True):

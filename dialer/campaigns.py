@@ -11,21 +11,23 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import String, and_, case, cast, func, literal, or_, select
+from sqlalchemy import String, and_, case, cast, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from telephonist.core.centre import Centre
 from telephonist.core.models import (
     AgentLogin,
+    AgentPause,
     Campaign,
     CampaignLead,
     Contact,
     ContactList,
+    ContactPhone,
     DialAttempt,
     QueueCall,
     as_utc,
@@ -384,3 +386,133 @@ async def listing(store: Store) -> list[dict[str, Any]]:
          "created_at": as_utc(c.created_at).isoformat(), "leads": leads.get(c.id or 0, {})}
         for c in found
     ]  # fmt: skip
+
+
+HOLD_SECONDS = 120
+"""How long a previewed lead stays an agent's (``campaign next --hold``)."""
+
+
+async def agent_ready(store: Store, centre: Centre, agent_id: str, queue: str) -> None:
+    """RuleError unless the agent exists, is logged in to ``queue`` and is not paused."""
+    agent = centre.agent(agent_id)
+    if agent is None:
+        raise RuleError(f"--agent: no agent {agent_id!r}")
+    lg = AgentLogin.__table__.c  # type: ignore[attr-defined]
+    async with store.sessions() as s:
+        logins = [
+            q for (q,) in await s.execute(
+                select(lg.queues).where(and_(lg.agent == agent_id, lg.logged_out_at.is_(None)))
+            )
+        ]  # fmt: skip
+        paused = (
+            await s.execute(
+                select(func.count())
+                .select_from(AgentPause)
+                .where(and_(col(AgentPause.agent) == agent_id, col(AgentPause.ended_at).is_(None)))
+            )
+        ).scalar_one()
+    if not any(queue in q.split(",") for q in logins):
+        raise RuleError(f"--agent: {agent_id} is not logged in to {queue} (agent login first)")
+    if paused:
+        raise RuleError(f"--agent: {agent_id} is paused (agent unpause first)")
+
+
+async def _due_lead(s: AsyncSession, c: Campaign, lead_id: int, number: str) -> DueLead:
+    lead = await s.get(CampaignLead, lead_id)
+    assert lead is not None
+    contact = await s.get(Contact, lead.contact_id)
+    assert contact is not None
+    return DueLead(lead_id, number, contact.name, lead.attempts + 1,
+                   contact.timezone or c.default_timezone, str(contact.fields))  # fmt: skip
+
+
+async def claim_next(
+    store: Store,
+    centre: Centre,
+    name: str,
+    agent_id: str,
+    *,
+    now: datetime | None = None,
+    hold: int = HOLD_SECONDS,
+) -> DueLead | None:
+    """Preview mode: the lead ``agent_id`` previews, held for them for ``hold`` seconds (no
+    other agent, nor the pacing, takes it) until they call it, skip it or the hold runs out.
+    Asking again returns the lead they already hold (its hold renewed). Two agents asking at
+    the same moment get different leads: the hold is a compare-and-set on the lead's state."""
+    now = now or datetime.now(UTC)
+    if not 10 <= hold <= 3600:
+        raise RuleError(f"--hold: {hold} is not 10 to 3600 seconds")
+    async with store.sessions() as s:
+        c = await get(s, name)
+    if c.mode != "preview":
+        raise RuleError(f"campaign {name} is {c.mode}: the dialer places its calls")
+    if c.state != "running":
+        raise RuleError(f"campaign {name} is {c.state}: start it first")
+    await agent_ready(store, centre, agent_id, c.queue)
+    until = now + timedelta(seconds=hold)
+    ld = CampaignLead.__table__.c  # type: ignore[attr-defined]
+    async with store.unit_of_work() as uow:
+        mine = (
+            await uow.session.execute(
+                select(CampaignLead).where(and_(
+                    col(CampaignLead.campaign_id) == c.id, col(CampaignLead.state) == "held",
+                    col(CampaignLead.held_by) == agent_id, col(CampaignLead.next_at) > now,
+                ))
+            )
+        ).scalars().first()  # fmt: skip
+        if mine is not None:
+            mine.next_at = until
+            number = await _lead_number(uow.session, mine)
+            return await _due_lead(uow.session, c, mine.id or 0, number)
+    for lead_id, number in await due_leads(store, c, now, 5):
+        async with store.unit_of_work() as uow:
+            taken = await uow.session.execute(
+                update(CampaignLead.__table__)  # type: ignore[attr-defined]
+                .where(and_(ld.id == lead_id, or_(
+                    ld.state.in_(("new", "retry")),
+                    and_(ld.state == "held", ld.next_at <= now),
+                )))
+                .values(state="held", held_by=agent_id, next_at=until)
+            )  # fmt: skip
+            if taken.rowcount == 1:  # type: ignore[attr-defined]
+                DIALER(uow, "lead_held", {"campaign": name, "lead_id": lead_id,
+                                          "agent": agent_id, "until": until})  # fmt: skip
+                return await _due_lead(uow.session, c, lead_id, number)
+    return None
+
+
+async def _lead_number(s: AsyncSession, lead: CampaignLead) -> str:
+    phones = list(
+        (
+            await s.execute(
+                select(col(ContactPhone.number))
+                .where(col(ContactPhone.contact_id) == lead.contact_id)
+                .order_by(col(ContactPhone.position))
+            )
+        ).scalars()
+    )
+    return phones[lead.attempts % len(phones)] if phones else ""
+
+
+async def skip_held(store: Store, name: str, agent_id: str, reason: str) -> int:
+    """The agent skips the lead they hold: it is never dialled in this campaign (state
+    ``skipped``, with the reason). Returns its id."""
+    reason = reason.strip()
+    if not reason or len(reason) > 80 or any(ord(ch) < 32 for ch in reason):
+        raise RuleError("--reason: say why in at most 80 characters")
+    async with store.unit_of_work() as uow:
+        c = await get(uow.session, name)
+        lead = (
+            await uow.session.execute(
+                select(CampaignLead).where(and_(
+                    col(CampaignLead.campaign_id) == c.id, col(CampaignLead.state) == "held",
+                    col(CampaignLead.held_by) == agent_id,
+                ))
+            )
+        ).scalars().first()  # fmt: skip
+        if lead is None:
+            raise RuleError(f"--skip: {agent_id} holds no lead of {name} (campaign next first)")
+        lead.state, lead.skip_reason, lead.last_outcome = "skipped", reason, "skipped"
+        DIALER(uow, "lead_skipped", {"campaign": name, "lead_id": lead.id, "agent": agent_id,
+                                     "reason": reason})  # fmt: skip
+        return lead.id or 0

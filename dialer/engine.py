@@ -39,6 +39,7 @@ from telephonist.core.models import (
     DncEntry,
     QueueLogEntry,
     as_utc,
+    utcnow,
 )
 from telephonist.core.numbers import Dialing, NumberError, Numbering
 from telephonist.core.storage import Store, UnitOfWork
@@ -245,7 +246,7 @@ class DialerService:
             return False
         async with self.store.unit_of_work() as uow:
             lead = await uow.session.get(CampaignLead, lead_id)
-            if lead is None or lead.state not in ("new", "retry"):
+            if lead is None or not _due(lead, utcnow()):
                 return False
             lead.attempts += 1
             lead.state = "dialing"
@@ -417,8 +418,16 @@ class DialerService:
         })  # fmt: skip
 
 
+def _due(lead: CampaignLead, now: datetime) -> bool:
+    """Still free to dial: new, to retry, or held by an agent whose hold has run out."""
+    if lead.state in ("new", "retry"):
+        return True
+    return lead.state == "held" and lead.next_at is not None and as_utc(lead.next_at) <= now
+
+
 async def due_leads(store: Store, c: Campaign, now: datetime, want: int) -> list[tuple[int, str]]:
-    """Up to ``want`` leads to dial now: due, in their window, not on the DNC list."""
+    """Up to ``want`` leads to dial now: due, in their window, not on the DNC list (a lead an
+    agent held in preview is due again once the hold has run out)."""
     out: list[tuple[int, str]] = []
     async with store.unit_of_work() as uow:
         s = uow.session
@@ -427,7 +436,7 @@ async def due_leads(store: Store, c: Campaign, now: datetime, want: int) -> list
                 select(CampaignLead, Contact)
                 .join(Contact, col(Contact.id) == col(CampaignLead.contact_id))
                 .where(col(CampaignLead.campaign_id) == c.id)
-                .where(col(CampaignLead.state).in_(("new", "retry")))
+                .where(col(CampaignLead.state).in_(("new", "retry", "held")))
                 .where((col(CampaignLead.next_at).is_(None)) | (col(CampaignLead.next_at) <= now))
                 .order_by(col(CampaignLead.state).desc(), col(CampaignLead.id))
                 .limit(max(50, want * 5))
@@ -487,8 +496,10 @@ async def place_preview(
         raise ValueError(f"lead {lead_id}: {exc}") from None
     async with store.unit_of_work() as uow:
         lead = await uow.session.get(CampaignLead, lead_id)
-        if lead is None or lead.state not in ("new", "retry"):
+        if lead is None or lead.state not in ("new", "retry", "held"):
             raise ValueError(f"lead {lead_id} is not due")
+        if lead.state == "held" and lead.held_by != agent_id:
+            raise ValueError(f"lead {lead_id} is held by {lead.held_by}")
         lead.attempts += 1
         lead.state = "dialing"
         attempt = DialAttempt(campaign_id=c.id or 0, lead_id=lead_id, number=number,

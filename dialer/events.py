@@ -5,5 +5,6 @@ from telephonist.core.notify import Notifier
 DIALER = Notifier(
     "dialer",
     "dial", "attempt", "campaign", "disposition", "disposition_refused", "dnc_blocked",
-    "contacts_imported", "contacts_deleted", "dnc_added", "dnc_removed",
+    "contacts_imported", "contacts_deleted", "dnc_added", "dnc_removed", "lead_held",
+    "lead_skipped",
 )  # fmt: skip

@@ -182,3 +182,68 @@ async def test_a_campaign_per_period(store: Store, tmp_path: Path) -> None:
     assert await report.campaigns(store, centre, Period(date(2026, 12, 4), date(2026, 12, 4))) == []
     with pytest.raises(ReportError, match="--campaign: no campaign 'autumn'"):
         await report.campaigns(store, centre, day, only=("autumn",))
+
+
+async def test_preview_holds_the_lead_for_the_agent(store: Store, tmp_path: Path) -> None:
+    """Two agents asking at the same moment get different leads; asking again gives the same
+    one; a skipped lead is never due again; a hold that runs out frees the lead; only a
+    logged-in agent who is not paused may take one."""
+    import asyncio
+
+    from telephonist.core.models import AgentPause, CampaignLead
+    from telephonist.dialer.engine import due_leads
+
+    centre = Centre.model_validate({
+        "queues": [{"name": "outq"}], "trunks": [{"name": "t", "host": "127.0.0.1"}],
+        "agents": [{"id": a, "extension": f"20{n}", "skills": {"outq": 0}}
+                   for n, a in enumerate(("al", "bo", "cy", "di"), start=10)],
+    })  # fmt: skip
+    leads = tmp_path / "leads.csv"
+    leads.write_text("name,phone\nAnn,+1 212 555 0101\nBob,+1 212 555 0102\nCat,+1 212 555 0103\n")
+    await import_file(store, leads, "leads", region="US")
+    await campaigns.create(store, centre, replace(SPEC, mode="preview"))
+    with pytest.raises(RuleError, match="paused: start it first"):
+        await campaigns.claim_next(store, centre, "spring", "al")
+    c, _ = await campaigns.set_state(store, "spring", "running")
+    with pytest.raises(RuleError, match="al is not logged in to outq"):
+        await campaigns.claim_next(store, centre, "spring", "al")
+    now = datetime.now(UTC)
+    async with store.unit_of_work() as uow:
+        for a in ("al", "bo", "cy"):
+            uow.session.add(AgentLogin(agent=a, queues="inq,outq", logged_in_at=now))
+        uow.session.add(AgentPause(agent="cy", reason="break", started_at=now))
+    with pytest.raises(RuleError, match="cy is paused"):
+        await campaigns.claim_next(store, centre, "spring", "cy")
+    with pytest.raises(RuleError, match="no agent 'zed'"):
+        await campaigns.claim_next(store, centre, "spring", "zed")
+    first, second = await asyncio.gather(
+        campaigns.claim_next(store, centre, "spring", "al", now=now),
+        campaigns.claim_next(store, centre, "spring", "bo", now=now),
+    )
+    assert first is not None and second is not None and first.lead_id != second.lead_id
+    again = await campaigns.claim_next(store, centre, "spring", "al", now=now)
+    assert again is not None and again.lead_id == first.lead_id  # the one al holds
+    held = {first.lead_id, second.lead_id}
+    assert {lead for lead, _ in await due_leads(store, c, now, 5)}.isdisjoint(held)
+    # al skips his: never due again, in any hour.
+    with pytest.raises(RuleError, match="--reason"):
+        await campaigns.skip_held(store, "spring", "al", "  ")
+    assert await campaigns.skip_held(store, "spring", "al", "wrong person") == first.lead_id
+    with pytest.raises(RuleError, match="al holds no lead"):
+        await campaigns.skip_held(store, "spring", "al", "again")
+    later = now + timedelta(seconds=campaigns.HOLD_SECONDS + 1)
+    due_later = {lead for lead, _ in await due_leads(store, c, later, 5)}
+    assert first.lead_id not in due_later
+    assert second.lead_id in due_later  # bo's hold ran out: free again
+    third = await campaigns.claim_next(store, centre, "spring", "al", now=now)
+    assert third is not None and third.lead_id not in held
+    assert await campaigns.claim_next(store, centre, "spring", "al", now=now) == third
+    async with store.sessions() as s:
+        rows = {r.id: r for r in (await s.execute(select(CampaignLead))).scalars()}
+    assert (rows[first.lead_id].state, rows[first.lead_id].skip_reason) == (
+        "skipped",
+        "wrong person",
+    )
+    assert (rows[second.lead_id].state, rows[second.lead_id].held_by) == ("held", "bo")
+    with pytest.raises(RuleError, match="--hold"):
+        await campaigns.claim_next(store, centre, "spring", "al", hold=5)

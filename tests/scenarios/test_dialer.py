@@ -210,7 +210,14 @@ async def test_preview_the_agent_sees_the_lead_then_is_connected_first(
     customers.start()
     ivan.start()
     try:
+        refused = telephonist(settings.data_dir.parent / "telephonist.toml",
+                              "campaign", "next", "prev1", "--agent", "ivan")  # fmt: skip
+        assert refused.returncode == 2 and "ivan is not logged in to outq" in refused.stderr
+        cli(settings, "agent", "login", "ivan")
+        held = cli(settings, "campaign", "next", "prev1", "--agent", "ivan")
+        assert "Pat Preview +12125550111" in held and "held for ivan" in held
         placed = cli(settings, "campaign", "next", "prev1", "--call", "--agent", "ivan")
+        assert "Pat Preview" in placed  # the lead he holds, not another
         attempt_id = int(placed.split("attempt ")[1].split(":")[0])
         dial = await ami_watch.wait_for(
             lambda e: (
@@ -235,6 +242,8 @@ async def test_preview_the_agent_sees_the_lead_then_is_connected_first(
         ivan.stop()
         customers.stop()
         cli(settings, "campaign", "stop", "prev1")
+        await asyncio.to_thread(telephonist, settings.data_dir.parent / "telephonist.toml",
+                                "agent", "logout", "ivan")  # fmt: skip
     assert (attempt.outcome, attempt.agent, attempt.reason) == (
         "answered",
         "ivan",
