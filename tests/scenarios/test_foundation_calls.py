@@ -37,11 +37,15 @@ async def test_call_is_recorded_and_announced(
         assert call.line == "demo" and call.route == "demo" and call.dialed == "100"
         assert call.answered_at is not None
         assert call.outcome == "completed"
-        ours = await mqtt.wait_for(lambda m: m[1]["data"]["channel_id"] == call.channel_id)
         await mqtt.wait_for(
-            lambda m: m[0].endswith("/ended") and m[1]["data"]["channel_id"] == call.channel_id
+            lambda m: m[0].endswith("/ended") and m[1]["data"].get("channel_id") == call.channel_id
         )
-        ours = [m for m in mqtt.messages if m[1]["data"]["channel_id"] == call.channel_id]
+        # Asterisk's own record of the call (CEL) follows, keyed by the call's linked id.
+        recorded = await mqtt.wait_for(
+            lambda m: m[0].endswith("/recorded") and m[1]["data"]["linkedid"] == call.channel_id
+        )
+        assert [m[1]["data"]["caller_number"] for m in recorded] == ["5551001"]
+        ours = [m for m in mqtt.messages if m[1]["data"].get("channel_id") == call.channel_id]
         assert [t for t, _ in ours] == [
             "telephonist/testnode/calls/started",
             "telephonist/testnode/calls/ended",
