@@ -67,9 +67,10 @@ test: setup broker postgres
 bench-ivr: setup broker
 	$(TEL) ivr bench
 
-## bench-dialer: every pacing policy on every scenario of the seeded simulator (prints numbers)
+## bench-dialer: every pacing policy on every scenario of the seeded simulator, SEEDS (0-29)
+## seed-days each: occupancy, mean and worst day's abandon rate, days over the cap (prints numbers)
 bench-dialer: setup
-	$(TEL) dialer bench
+	$(TEL) dialer bench --seeds $${SEEDS:-0-29}
 
 ## bench-dialer-live: a predictive campaign on the sandbox PBX against the simulator (prints numbers)
 bench-dialer-live: setup broker postgres

@@ -78,6 +78,8 @@ def table(days: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "occupancy": round(mean("occupancy"), 4),
                 "abandon_mean": round(mean("abandon_rate"), 4),
                 "abandon_worst": round(max(d["abandon_rate"] for d in ds), 4),
+                "worst_seed": max(ds, key=lambda d: d["abandon_rate"])["seed"],
+                "occupancy_worst": round(min(d["occupancy"] for d in ds), 4),
                 "days_over_cap": sum(d["abandon_rate"] > CAP for d in ds),
                 "talk_min_per_agent_hour": round(mean("talk_min_per_agent_hour"), 2),
                 "connects_per_agent_hour": round(mean("connects_per_agent_hour"), 2),
@@ -103,7 +105,8 @@ def table(days: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 COLUMNS = (
     ("scenario", 8), ("policy", 11), ("days", 4), ("occupancy", 9), ("abandon_mean", 12),
-    ("abandon_worst", 13), ("days_over_cap", 13), ("G", 6), ("talk_vs_progressive", 19),
+    ("abandon_worst", 13), ("worst_seed", 10), ("days_over_cap", 13), ("occupancy_worst", 15),
+    ("G", 6), ("talk_vs_progressive", 19),
     ("connects_per_agent_hour", 23), ("dials_per_agent_hour", 20), ("agent_wait_mean_s", 17),
     ("agent_wait_p90_s", 16), ("decision_p50_us", 15), ("decision_p99_us", 15),
 )  # fmt: skip

@@ -51,7 +51,13 @@ def simulate(
 
 @app.command()
 def bench(
-    seeds: Annotated[str, typer.Option(help="Seed-days for every scenario and policy")] = "0-9",
+    seeds: Annotated[
+        str,
+        typer.Option(
+            help="Seed-days for every scenario and policy (30 at least: a day "
+            "in 20 over the cap must show)"
+        ),
+    ] = "0-29",
 ) -> None:
     """Every scenario and policy: occupancy, abandon rate (worst day, days over 3%), the gain
     captured G, throughput per agent-hour, agent wait, decision latency."""

@@ -501,3 +501,9 @@ class DialAttempt(SQLModel, table=True):
     """app_amd's verdict (AMD campaigns): HUMAN, MACHINE or NOTSURE (empty: AMD not run)."""
     amd_cause: str = Field(default="", max_length=40)
     """Why: app_amd's AMDCAUSE (``LONGGREETING-1600-1500``, ``HUMAN-300-800``...)."""
+    hold_from: str = Field(default="", max_length=10)
+    """When the 2-second clock of the answered call started: ``answer`` (the called party
+    picked up), or ``amd`` (AMD heard the end of their greeting)."""
+    message_after: float | None = None
+    """Abandoned calls: seconds (to the millisecond, Asterisk's clock) from the start of the
+    2-second clock to the start of the abandoned-call message."""

@@ -342,6 +342,18 @@ async def stats(store: Store, name: str, now: datetime | None = None) -> dict[st
                 ))
             )
         ).scalar_one()  # fmt: skip
+        # The 2-second rule as Asterisk measured it: how soon each abandoned call heard the
+        # message (from the answer, or the end of the greeting with AMD).
+        within = rules.JURISDICTIONS[c.jurisdiction].message_within
+        heard, slowest, late = (
+            await s.execute(
+                select(
+                    func.count(da.message_after),
+                    func.max(da.message_after),
+                    func.coalesce(func.sum(case((da.message_after > within, 1), else_=0)), 0),
+                ).where(and_(da.campaign_id == c.id, da.outcome == "abandoned"))
+            )
+        ).one()
     rate, fp_estimate = rules.abandon_rate(int(abandoned), int(live), int(machines),
                                            c.amd_false_positive)  # fmt: skip
     logged = max(0.0, float(logged))
@@ -354,6 +366,10 @@ async def stats(store: Store, name: str, now: datetime | None = None) -> dict[st
         "abandoned": by_outcome.get("abandoned", 0),
         "abandon_rate": round(rate, 4),
         "abandon_period": f"{c.jurisdiction}: {period}",
+        "abandoned_heard_message": int(heard),
+        "message_after_max_seconds": None if slowest is None else round(float(slowest), 3),
+        "message_late": int(late),
+        "message_within_seconds": within,
         "amd_false_positives_estimated": round(fp_estimate, 2),
         "amd_verdicts": verdicts,
         "amd_machine_then_person": int(contradicted),

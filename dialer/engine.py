@@ -264,6 +264,9 @@ class DialerService:
             "TELEPHONIST_QUEUE": c.queue,
             "TELEPHONIST_MESSAGE": c.message or "silence/1",
             "TELEPHONIST_AMD": "1" if c.amd else "0",
+            # How long the answered person may wait for an agent: the message then starts
+            # within the jurisdiction's limit (a tenth of a second left for it to start).
+            "TELEPHONIST_HOLD": f"{rules.JURISDICTIONS[c.jurisdiction].message_within - 0.1:.1f}",
         }
         try:
             await self.control.originate(
@@ -271,7 +274,7 @@ class DialerService:
                     channel=f"PJSIP/{digits}@{c.trunk}",
                     channel_id=f"dial-{attempt_id}",
                     context="telephonist-dialer",
-                    timeout=max(15, c.ring_seconds),
+                    timeout=max(rules.JURISDICTIONS[c.jurisdiction].min_ring, c.ring_seconds),
                     caller_id=f"<{c.caller_id}>" if c.caller_id else "",
                     variables=variables,
                 )
@@ -361,11 +364,16 @@ class DialerService:
                 continue
             at = as_utc(e.time)
             if e.event == "DIALERANSWER" and attempt.answered_at is None:
-                attempt.answered_at = at
+                attempt.answered_at = _clock(e.data2) or at  # to the millisecond
+                attempt.hold_from = "answer"
             elif e.event == "CONNECT":
                 attempt.connected_at, attempt.agent = at, e.agent[:80]
                 await self._outcome(uow, attempt_id, "answered", "CONNECT")
-            elif e.event == "DIALERABANDON":
+            elif e.event == "DIALERABANDON":  # data2 QUEUESTATUS, data3-5 the clock
+                clock, message = _clock(e.data4), _clock(e.data5)
+                if clock is not None and message is not None:
+                    attempt.hold_from = e.data3[:10]
+                    attempt.message_after = round((message - clock).total_seconds(), 3)
                 await self._outcome(uow, attempt_id, "abandoned", f"queue {e.data2}"[:40])
             elif e.event == "DIALERAMD":  # data2 the verdict, data3 its cause
                 attempt.amd_status, attempt.amd_cause = e.data2[:10], e.data3[:40]
@@ -416,6 +424,20 @@ class DialerService:
             "lead_id": attempt.lead_id, "outcome": outcome, "reason": attempt.reason,
             "agent": attempt.agent,
         })  # fmt: skip
+
+
+def _clock(text: str) -> datetime | None:
+    """A moment the dialplan wrote as ``STRFTIME(,,%s.%3q)`` (epoch seconds, milliseconds).
+
+    >>> _clock("1764979200.250")
+    datetime.datetime(2025, 12, 6, 0, 0, 0, 250000, tzinfo=datetime.timezone.utc)
+    >>> _clock("") is None and _clock("soon") is None
+    True
+    """
+    try:
+        return datetime.fromtimestamp(float(text), UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _due(lead: CampaignLead, now: datetime) -> bool:
@@ -516,7 +538,10 @@ async def place_preview(
         "TELEPHONIST_AGENT": agent_id,
         "TELEPHONIST_NUMBER": digits,
         "TELEPHONIST_TRUNK": c.trunk,
-        "TELEPHONIST_RING_SECONDS": str(max(15, c.ring_seconds)),
+        "TELEPHONIST_RING_SECONDS": str(
+            max(rules.JURISDICTIONS[c.jurisdiction].min_ring, c.ring_seconds)
+        ),
+        "TELEPHONIST_CALLER_ID": c.caller_id,  # E.164 digits (checked at create)
     }
     await AmiCallControl(ami).originate(
         Originate(

@@ -6,5 +6,5 @@ DIALER = Notifier(
     "dialer",
     "dial", "attempt", "campaign", "disposition", "disposition_refused", "dnc_blocked",
     "contacts_imported", "contacts_deleted", "dnc_added", "dnc_removed", "lead_held",
-    "lead_skipped",
+    "lead_skipped", "returned",
 )  # fmt: skip

@@ -138,6 +138,7 @@ class VicidialAdaptive:
 
 # -- telephonist's predictive policy ------------------------------------------------------
 CALIBRATION = 1.25
+AIM = 0.9  # WIP: not measured yet
 HORIZONS_MS = np.array([4_000, 8_000, 12_000, 20_000], dtype=np.int64)
 
 
@@ -207,6 +208,9 @@ class Predictive:
         self.day_ms = day_ms
         self.name = "oracle" if model is not None else "predictive"
         self.cap = cap
+        self.aim = cap * AIM
+        """The day's rate the policy steers to: the cap less a margin for what no model of
+        the day foresees (an answer rate that drifts faster, a longer lunch)."""
         self.fp = amd_false_positive
         # Live people AMD hangs up on count as abandoned: they use that much of the cap.
         self.target = min(target, (cap - amd_false_positive) / CALIBRATION - 0.002)
@@ -230,6 +234,8 @@ class Predictive:
         self._live_seen = 0
         self._planned = 0.0
         self._last_target = 0.0
+        self._marks: list[tuple[float, float]] = []
+        """(time, live answers so far) once a minute: the recent rate of live answers."""
 
     # -- learning ---------------------------------------------------------------------------
     def _learn(self, f: Finished) -> None:
@@ -340,10 +346,14 @@ class Predictive:
         live_all = obs.live_today / (1 - self.fp)
         prior_ms = 1_800_000.0  # half an hour at a typical 18 live answers per agent-hour
         rate = (live_all + agents * 18 * prior_ms / 3_600_000) / (now + prior_ms)
+        # What is left of the day is projected at the slower of the day's rate and the last
+        # half hour's: a list whose answer rate falls (or agents away at lunch) must not
+        # spend budget on live answers that will not come.
+        rate = min(rate, self._recent_rate(now, live_all, rate))
         remaining = rate * max(0.0, self.day_ms - now)
         total = live_all + remaining
         # The false positives (never seen by the dialer) vary by chance: keep 3 sd aside.
-        budget = (self.cap - self.fp) * total - obs.abandoned_today - 3 * math.sqrt(self.fp * total)
+        budget = (self.aim - self.fp) * total - obs.abandoned_today - 3 * math.sqrt(self.fp * total)
         if budget <= 0 or remaining < 1:
             return 0.001
         zk = 3.0 * math.sqrt(2.0)
@@ -357,10 +367,27 @@ class Predictive:
         by_budget = allowed / remaining / max(1.0, calibration)
         plan = self.target + self.fp
         realised = (obs.abandoned_today + self.fp * live_all + 200 * plan) / (live_all + 200)
-        room = (self.cap - realised) / (self.cap - plan)
+        room = (self.aim - realised) / (self.aim - plan)
         by_feedback = self.target * float(np.clip(room, 0.05, 1.0))
         self._last_target = float(np.clip(min(by_budget, by_feedback), 0.001, self.target))
         return self._last_target
+
+    def _recent_rate(self, now: float, live_all: float, fallback: float) -> float:
+        """Live answers per ms over the last half hour (``fallback`` before ten minutes of
+        it are known)."""
+        marks = self._marks
+        if not marks or now - marks[-1][0] >= RATE_MARK_MS:
+            marks.append((now, live_all))
+        while len(marks) > 2 and now - marks[1][0] >= RATE_WINDOW_MS:
+            marks.pop(0)
+        t0, live0 = marks[0]
+        if now - t0 < RATE_WINDOW_MS / 3:
+            return fallback
+        return (live_all - live0) / (now - t0)
+
+
+RATE_MARK_MS = 60_000.0
+RATE_WINDOW_MS = 1_800_000.0
 
 
 def _phi(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -23,6 +23,11 @@ class Jurisdiction:
     redial_abandoned_after: timedelta
     """An abandoned number is not called again before this (UK: 72 h unless an agent is
     guaranteed, which a predictive dialer cannot promise)."""
+    message_within: int = 2
+    """Seconds from the answer (or the end of the greeting) by which a call no agent took
+    must hear the message naming the caller (FTC TSR and Ofcom: 2)."""
+    min_ring: int = 15
+    """Seconds an unanswered call rings at least before the dialer gives up (both: 15)."""
 
 
 JURISDICTIONS = {

@@ -44,6 +44,7 @@ from telephonist.core.stasis import EVENTS as STASIS_EVENTS
 from telephonist.core.stasis import StasisDispatcher
 from telephonist.core.storage import Store
 from telephonist.demo.route import demo_route
+from telephonist.dialer import returns
 from telephonist.dialer.engine import DialerService
 from telephonist.ivr.controller import IvrController, LatencyLog
 from telephonist.ivr.definitions import Definitions
@@ -144,6 +145,10 @@ class Service:
             self.store, self.ami, self.centre, self.watcher, self.queue_log, policy=policy
         )
         self.acd.redirect_hooks.append(self.callbacks.on_redirect)  # missed calls
+        # People calling back the number a campaign presented (dialer/returns.py).
+        routes[returns.LINE] = returns.CampaignReturns(
+            self.store, policy.numbering, self.acd, self.watcher
+        )
         self.dialer = DialerService(
             self.store, self.ami, self.watcher, self.queue_log,
             wrapups={q.name: q.wrapup for q in self.centre.queues},

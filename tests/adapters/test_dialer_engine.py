@@ -166,3 +166,60 @@ async def test_amd_verdicts_are_stored_and_a_wrong_machine_verdict_is_measured(
     stats = await campaigns.stats(store, "amd", now)
     assert stats["amd_verdicts"] == {"MACHINE": 1, "NOTSURE": 1, "HUMAN": 1}
     assert (stats["amd_machine_then_person"], stats["amd_false_positive_measured"]) == (1, 1.0)
+
+
+async def test_an_abandoned_call_keeps_the_seconds_to_its_message(store: Store) -> None:
+    """The dialplan writes the 2-second clock and the message's start to the millisecond: the
+    attempt keeps the answer to the millisecond and the seconds to the message; campaign stats
+    shows the slowest and counts those later than the rule (none here, one too late below).
+    A line written by an older dialplan (no clock) still ends the attempt as abandoned."""
+    from sqlalchemy import select
+
+    from telephonist.dialer import campaigns
+
+    now = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+    t0 = now.timestamp()
+    engine = DialerService(store, _Ami(), _Watcher(), None, wrapups={})  # type: ignore[arg-type]
+    async with store.unit_of_work() as uow:
+        c = Campaign(name="ab", list_name="l", queue="outq", trunk="t", state="running")
+        uow.session.add(c)
+        await uow.session.flush()
+        ids = []
+        for lead_no in (1, 2, 3):
+            a = DialAttempt(campaign_id=c.id or 0, lead_id=lead_no, number="+1", attempt=1,
+                            started_at=now)  # fmt: skip
+            uow.session.add(a)
+            await uow.session.flush()
+            ids.append(f"dial-{a.id}")
+
+        def line(callid: str, event: str, *data: str) -> QueueLogEntry:
+            d = [*data, "", "", "", "", ""]
+            return QueueLogEntry(time=now, callid=callid, queue="outq", agent="NONE", event=event,
+                                 data1=d[0], data2=d[1], data3=d[2], data4=d[3],
+                                 data5=d[4])  # fmt: skip
+
+        quick, late, old = ids
+        await engine.on_queue_log(uow, [
+            line(quick, "DIALERANSWER", quick[5:], f"{t0 + 0.125:.3f}"),
+            line(quick, "DIALERABANDON", quick[5:], "TIMEOUT", "answer", f"{t0 + 0.125:.3f}",
+                 f"{t0 + 2.083:.3f}"),
+            line(late, "DIALERANSWER", late[5:], f"{t0:.3f}"),
+            line(late, "DIALERABANDON", late[5:], "TIMEOUT", "amd", f"{t0 + 3.000:.3f}",
+                 f"{t0 + 5.500:.3f}"),
+            line(old, "DIALERANSWER", old[5:]),
+            line(old, "DIALERABANDON", old[5:], "TIMEOUT"),
+        ])  # fmt: skip
+    async with store.sessions() as s:
+        rows = {f"dial-{a.id}": a for a in (await s.execute(select(DialAttempt))).scalars()}
+    assert rows[quick].answered_at is not None
+    assert abs(rows[quick].answered_at.timestamp() - (t0 + 0.125)) < 0.002
+    got = {k: (a.outcome, a.hold_from, a.message_after) for k, a in rows.items()}
+    assert got == {
+        quick: ("abandoned", "answer", 1.958),
+        late: ("abandoned", "amd", 2.5),
+        old: ("abandoned", "answer", None),
+    }
+    stats = await campaigns.stats(store, "ab", now)
+    heard = (stats["abandoned"], stats["abandoned_heard_message"], stats["message_late"])
+    assert heard == (3, 2, 1)
+    assert stats["message_after_max_seconds"] == 2.5 and stats["message_within_seconds"] == 2

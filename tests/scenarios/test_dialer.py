@@ -22,12 +22,20 @@ from telephonist.asterisk_conf.render import agent_password
 from telephonist.asterisk_conf.sandbox import Sandbox
 from telephonist.bench import dialer_live as live
 from telephonist.core.ami import AmiClient, AmiError
-from telephonist.core.models import Campaign, CampaignLead, DialAttempt, DncEntry, as_utc
+from telephonist.core.models import (
+    Call,
+    Campaign,
+    CampaignLead,
+    DialAttempt,
+    DncEntry,
+    OutboxEvent,
+    as_utc,
+)
 from telephonist.core.settings import Settings
 from telephonist.core.storage import Store
 from telephonist.dialer.sim import SCENARIOS
 from tests.scenarios.conftest import AmiWatch
-from tests.scenarios.harness import AgentPhone, Serve, sipp_call, telephonist, until
+from tests.scenarios.harness import AgentPhone, Serve, dtmf_scenario, sipp_call, telephonist, until
 
 pytestmark = pytest.mark.pbx
 
@@ -83,7 +91,9 @@ async def test_live_campaign_attempts_match_asterisk(
         settings.pbx.cache_dir / f"rootfs-{settings.pbx.debian_suite}" / "usr/share/asterisk/sounds"
     )
     assert (sounds / f"{made.message}.wav").stat().st_size > 8000  # more than half a second
-    customers = AgentPhone(25410, tmp_path, scenario="customer.xml", calls=4, timeout=120)
+    seen = tmp_path / "customers-messages.log"  # every SIP message the called parties got
+    customers = AgentPhone(25410, tmp_path, scenario="customer.xml", calls=4, timeout=120,
+                           extra=("-trace_msg", "-message_file", str(seen)))  # fmt: skip
     ivan = AgentPhone(25509, tmp_path, calls=2, timeout=120)
     customers.start()
     ivan.start()
@@ -140,6 +150,17 @@ async def test_live_campaign_attempts_match_asterisk(
         ]  # fmt: skip
         assert resp["Response"] == "Failure" and hangup["Cause"] in causes, (resp, hangup)
         assert a.outcome == outcome, (a, resp, hangup)
+    # The lead that never answers rang its full 15 s (the minimum ring) before the PBX gave up.
+    never = attempts["+12125550109"]
+    (rang,) = [e for e in ami_watch.events if e.get("Event") == "Newchannel"
+               and e.get("Uniqueid") == f"dial-{never.id}"]  # fmt: skip
+    (gave_up,) = [e for e in ami_watch.events if e.get("Event") == "Hangup"
+                  and e.get("Uniqueid") == f"dial-{never.id}"]  # fmt: skip
+    assert 15.0 <= float(gave_up["Timestamp"]) - float(rang["Timestamp"]) < 20.0
+    # Every called party saw the campaign's caller ID (dialer.caller_id, +1 212 555 0100).
+    invites = invites_seen(seen)
+    assert sorted(invites) == ["12125550101", "12125550102", "12125550108", "12125550109"]
+    assert all(presented == "12125550100" for presented in invites.values()), invites
     stats = json.loads(cli(settings, "campaign", "stats", "live1", "--json"))
     assert (stats["dials"], stats["connects"], stats["abandoned"]) == (4, 2, 0)
     assert stats["talk_seconds"] >= 4 and stats["occupancy"] > 0
@@ -187,6 +208,29 @@ async def test_live_campaign_attempts_match_asterisk(
     assert thanked, "Ivan did not hear the confirmation"
 
 
+def invites_seen(log: Path) -> dict[str, str]:
+    """The INVITEs in a sipp ``-trace_msg`` file: number called -> the caller ID presented (the
+    user of P-Asserted-Identity when sent, else of From)."""
+    out: dict[str, str] = {}
+    for block in log.read_text(errors="replace").split("message received")[1:]:
+        lines = block.splitlines()
+        first = next((ln for ln in lines if ln.strip()), "")
+        if " bytes :" in first:
+            lines = lines[lines.index(first) + 1 :]
+        request = next((ln.strip() for ln in lines if ln.strip()), "")
+        if not request.startswith("INVITE sip:"):
+            continue
+        called = request.split("sip:", 1)[1].split("@", 1)[0]
+        headers = {}
+        for ln in lines:
+            name, sep, value = ln.strip().partition(":")
+            if sep and name.lower() in ("from", "p-asserted-identity"):
+                headers[name.lower()] = value
+        shown = headers.get("p-asserted-identity") or headers.get("from", "")
+        out[called] = shown.split("sip:", 1)[1].split("@", 1)[0] if "sip:" in shown else shown
+    return out
+
+
 async def test_preview_the_agent_sees_the_lead_then_is_connected_first(
     serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
 ) -> None:
@@ -205,7 +249,9 @@ async def test_preview_the_agent_sees_the_lead_then_is_connected_first(
     assert not [e for e in ami_watch.events if e.get("DialString") == "12125550111@customers"]
     shown = cli(settings, "campaign", "next", "prev1")
     assert "Pat Preview +12125550111" in shown and "ACME" in shown
-    customers = AgentPhone(25410, tmp_path, scenario="customer.xml", calls=1, timeout=60)
+    seen = tmp_path / "preview-messages.log"
+    customers = AgentPhone(25410, tmp_path, scenario="customer.xml", calls=1, timeout=60,
+                           extra=("-trace_msg", "-message_file", str(seen)))  # fmt: skip
     ivan = AgentPhone(25509, tmp_path, calls=1, timeout=60)
     customers.start()
     ivan.start()
@@ -249,6 +295,8 @@ async def test_preview_the_agent_sees_the_lead_then_is_connected_first(
         "ivan",
         "preview ANSWER",
     )
+    # Pat saw the campaign's number, not their own (the agent's phone showed Pat's).
+    assert invites_seen(seen) == {"12125550111": "12125550100"}
 
 
 async def test_live_run_agrees_with_the_simulator(
@@ -529,3 +577,146 @@ async def test_amd_tells_people_from_machines_on_real_audio(
     assert f"dial-{person.id}" in connected and f"dial-{machine.id}" not in connected
     stats = json.loads(cli(settings, "campaign", "stats", "amd1", "--json"))
     assert stats["amd_verdicts"] == {"HUMAN": 1, "MACHINE": 1}
+
+
+def _ts(event: dict[str, str]) -> float:
+    return float(event["Timestamp"])
+
+
+async def test_an_answer_no_agent_takes_hears_the_message_within_two_seconds(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    """More live answers than the agents can take: Ivan is logged in and ready, but his phone
+    rings without being picked up. Each answered call waits its 2 seconds for an agent, then
+    hears the campaign's spoken message and is hung up, stored as abandoned with the seconds
+    from the answer to the message -- and Asterisk's own events (the answer, the Playback of
+    that sound on that channel) say the same."""
+    contacts = tmp_path / "aband.csv"
+    inside = zone_at(0, 24)
+    contacts.write_text(f"name,phone,tz\nFirst Caller,+1 212 555 0121,{inside}\n"
+                        f"Second Caller,+1 212 555 0122,{inside}\n")  # fmt: skip
+    cli(settings, "contacts", "import", str(contacts), "--list", "aband1", "--region", "US")
+    cli(
+        settings, "campaign", "create", "aband1", "--list", "aband1", "--queue", "outq",
+        "--trunk", "customers", "--mode", "progressive", "--window", "00:00-23:59",
+        "--days", "mon-sun", "--caller-id", "+1 212 555 0123",
+        "--message-text", "Example Test Centre", "--max-attempts", "1", "--ring-seconds", "15",
+    )  # fmt: skip
+    async with store.sessions() as s:
+        c = (await s.execute(select(Campaign).where(col(Campaign.name) == "aband1"))).scalar_one()
+    customers = AgentPhone(25410, tmp_path, scenario="customer.xml", calls=2, timeout=90)
+    ivan = AgentPhone(25509, tmp_path, scenario="agent_never_answers.xml", calls=2, timeout=90)
+    customers.start()
+    ivan.start()
+    try:
+        cli(settings, "agent", "login", "ivan")
+        cli(settings, "campaign", "start", "aband1")
+
+        async def decided() -> list[DialAttempt] | None:
+            async with store.sessions() as s:
+                rows = list(
+                    (
+                        await s.execute(
+                            select(DialAttempt).where(col(DialAttempt.campaign_id) == c.id)
+                        )
+                    ).scalars()
+                )
+            return rows if len(rows) == 2 and all(a.outcome for a in rows) else None
+
+        attempts = await until(decided, 90, "both calls decided", every=0.5)
+        cli(settings, "campaign", "stop", "aband1")
+    finally:
+        ivan.stop()
+        customers.stop()
+        await asyncio.to_thread(telephonist, settings.data_dir.parent / "telephonist.toml",
+                                "agent", "logout", "ivan")  # fmt: skip
+    for a in attempts:
+        uid = f"dial-{a.id}"
+        assert (a.outcome, a.reason, a.hold_from) == ("abandoned", "queue TIMEOUT", "answer"), a
+        assert a.message_after is not None and 0 < a.message_after <= 2.0, a
+        # Asterisk's account: the call was answered, Ivan's phone was offered it (an agent was
+        # there), nobody took it, and the campaign's message started within 2 s of the answer.
+        (up,) = [e for e in ami_watch.events if e.get("Event") == "Newstate"
+                 and e.get("Uniqueid") == uid and e.get("ChannelStateDesc") == "Up"]  # fmt: skip
+        (played,) = [e for e in ami_watch.events if e.get("Event") == "Newexten"
+                     and e.get("Uniqueid") == uid
+                     and e.get("Application") == "Playback"]  # fmt: skip
+        assert played["AppData"] == c.message
+        assert 0 < _ts(played) - _ts(up) <= 2.0, (up, played)
+        assert abs((_ts(played) - _ts(up)) - a.message_after) < 0.25
+        assert any(e.get("Event") == "AgentCalled" and e.get("Uniqueid") == uid
+                   for e in ami_watch.events)  # fmt: skip
+        assert not any(e.get("Event") == "AgentConnect" and e.get("Uniqueid") == uid
+                       for e in ami_watch.events)  # fmt: skip
+    stats = json.loads(cli(settings, "campaign", "stats", "aband1", "--json"))
+    assert (stats["abandoned"], stats["abandoned_heard_message"], stats["message_late"]) == (
+        2,
+        2,
+        0,
+    )
+    assert 0 < stats["message_after_max_seconds"] <= 2.0
+
+
+async def test_calling_back_a_campaigns_number_reaches_its_queue_or_its_message(
+    serve: Serve, settings: Settings, store: Store, ami_watch: AmiWatch, tmp_path: Path
+) -> None:
+    """People call back the number the dialer showed them: with Ivan logged in they reach the
+    campaign's queue and Ivan; with nobody logged in they hear the campaign's message. A
+    number that is no line and no campaign's is still refused."""
+    contacts = tmp_path / "ret.csv"
+    contacts.write_text(f"name,phone,tz\nSomeone,+1 212 555 0131,{zone_at(0, 24)}\n")
+    cli(settings, "contacts", "import", str(contacts), "--list", "ret1", "--region", "US")
+    cli(
+        settings, "campaign", "create", "ret1", "--list", "ret1", "--queue", "outq",
+        "--trunk", "customers", "--mode", "preview", "--caller-id", "(212) 555-0177",
+        "--message-text", "Example Test Centre",
+    )  # fmt: skip
+    port = settings.pbx.sip_port
+    # Nobody logged in to outq: the message, then the PBX hangs up.
+    nobody = await asyncio.to_thread(sipp_call, port, "12125550177", "5550131", timeout=30)
+    assert nobody.returncode == 0, nobody.stdout[-1500:]
+    ivan = AgentPhone(25509, tmp_path, calls=1, timeout=60)
+    ivan.start()
+    try:
+        cli(settings, "agent", "login", "ivan")
+        # The same number as a trunk may send it (national, no country code): Ivan answers.
+        talks = dtmf_scenario(tmp_path / "talks.xml", [], 4000)  # hangs up after 4 s
+        taken = await asyncio.to_thread(sipp_call, port, "2125550177", "5550132",
+                                        scenario=str(talks), timeout=30)  # fmt: skip
+        assert taken.returncode == 0, taken.stdout[-1500:]
+    finally:
+        ivan.stop()
+        await asyncio.to_thread(telephonist, settings.data_dir.parent / "telephonist.toml",
+                                "agent", "logout", "ivan")  # fmt: skip
+    refused = await asyncio.to_thread(sipp_call, port, "12125550199", "5550133", timeout=20)
+    assert refused.returncode != 0  # no line, no campaign: not answered
+    async with store.sessions() as s:
+        rows = {
+            r.caller_number: r
+            for r in (
+                await s.execute(select(Call).where(col(Call.line) == "campaign-return"))
+            ).scalars()
+        }
+        events = [
+            json.loads(o.payload)["data"]
+            for o in (
+                await s.execute(
+                    select(OutboxEvent).where(col(OutboxEvent.topic).like("%/dialer/returned"))
+                )
+            ).scalars()
+        ]
+    assert rows["5550131"].outcome == "campaign-message:ret1"
+    assert rows["5550132"].outcome == "queued:outq"
+    assert "5550133" not in rows
+    assert sorted((e["caller"], e["to"]) for e in events if e["campaign"] == "ret1") == [
+        ("5550131", "message"),
+        ("5550132", "queue"),
+    ]
+    # Asterisk's account: the second caller joined outq and Ivan took the call.
+    joined = [e for e in ami_watch.events if e.get("Event") == "QueueCallerJoin"
+              and e.get("Queue") == "outq" and e.get("CallerIDNum") == "5550132"]  # fmt: skip
+    assert len(joined) == 1
+    assert any(e.get("Event") == "AgentConnect" and e.get("Uniqueid") == joined[0]["Uniqueid"]
+               and e.get("MemberName") == "Ivan" for e in ami_watch.events)  # fmt: skip
+    assert not any(e.get("Event") == "QueueCallerJoin" and e.get("CallerIDNum") == "5550131"
+                   for e in ami_watch.events)  # fmt: skip

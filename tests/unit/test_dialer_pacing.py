@@ -100,3 +100,22 @@ def test_simulate_cli_json_and_errors() -> None:
     assert {"occupancy", "abandon_rate", "dials", "connects"} <= set(days[0])
     bad = subprocess.run([*cmd[:6], "S9"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "--scenario: 'S9' is not one of S1" in bad.stderr
+
+
+def test_a_falling_answer_rate_leaves_less_of_the_day_to_spend() -> None:
+    """Two days at the same hour with the same live answers so far: one steady, one whose
+    answers came early and have nearly stopped (a list drifting down, agents at lunch). What
+    is left of the day is projected at the slower of the day's and the last half hour's rate,
+    so the falling day may abandon a smaller share of its coming answers."""
+    steady, falling = pacing.Predictive(), pacing.Predictive()
+    hour = 3_600_000
+    for minute in range(0, 181):
+        t = minute * 60_000
+        steady_live = 600 * minute // 180  # 200 an hour all along
+        falling_live = min(600, 300 * minute // 60) if minute <= 120 else 600  # none after 2 h
+        steady._target(obs(10, 40, [], 10, now_ms=t, live=steady_live, abandoned=0))
+        falling._target(obs(10, 40, [], 10, now_ms=t, live=falling_live, abandoned=0))
+    at = 3 * hour + 1_000
+    s = steady._target(obs(10, 40, [], 10, now_ms=at, live=600, abandoned=12))
+    f = falling._target(obs(10, 40, [], 10, now_ms=at, live=600, abandoned=12))
+    assert f < s
