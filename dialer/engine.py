@@ -149,17 +149,17 @@ class DialerService:
         async with self.store.unit_of_work() as uow:
             rows = (
                 await uow.session.execute(
-                    select(DialAttempt, col(Campaign.ring_seconds))
+                    select(DialAttempt, col(Campaign.ring_seconds), col(Campaign.jurisdiction))
                     .join(Campaign, col(Campaign.id) == col(DialAttempt.campaign_id))
                     .where(col(DialAttempt.outcome) == "")
                     .where(col(DialAttempt.started_at) < now - timedelta(seconds=grace))
                 )
             ).all()
-            for attempt, ring_seconds in rows:
+            for attempt, ring_seconds, jurisdiction in rows:
                 assert attempt.id is not None
                 if f"dial-{attempt.id}" in live:
                     continue
-                limit = max(15, ring_seconds) + grace
+                limit = rules.ring_for(jurisdiction, ring_seconds) + grace
                 if (now - as_utc(attempt.started_at)).total_seconds() < limit:
                     continue
                 log.warning("dial attempt %s: the call is gone with no outcome", attempt.id)
@@ -274,7 +274,7 @@ class DialerService:
                     channel=f"PJSIP/{digits}@{c.trunk}",
                     channel_id=f"dial-{attempt_id}",
                     context="telephonist-dialer",
-                    timeout=max(rules.JURISDICTIONS[c.jurisdiction].min_ring, c.ring_seconds),
+                    timeout=rules.ring_for(c.jurisdiction, c.ring_seconds),
                     caller_id=f"<{c.caller_id}>" if c.caller_id else "",
                     variables=variables,
                 )
@@ -538,9 +538,7 @@ async def place_preview(
         "TELEPHONIST_AGENT": agent_id,
         "TELEPHONIST_NUMBER": digits,
         "TELEPHONIST_TRUNK": c.trunk,
-        "TELEPHONIST_RING_SECONDS": str(
-            max(rules.JURISDICTIONS[c.jurisdiction].min_ring, c.ring_seconds)
-        ),
+        "TELEPHONIST_RING_SECONDS": str(rules.ring_for(c.jurisdiction, c.ring_seconds)),
         "TELEPHONIST_CALLER_ID": c.caller_id,  # E.164 digits (checked at create)
     }
     await AmiCallControl(ami).originate(

@@ -36,6 +36,16 @@ JURISDICTIONS = {
 }
 
 
+def ring_for(jurisdiction: str, ring_seconds: int) -> int:
+    """How long a call rings before the dialer gives up: the campaign's, never under the
+    jurisdiction's minimum.
+
+    >>> ring_for("UK", 10), ring_for("US", 20)
+    (15, 20)
+    """
+    return max(JURISDICTIONS[jurisdiction].min_ring, ring_seconds)
+
+
 class RuleError(ValueError):
     """A bad campaign setting: the message names the field."""
 
