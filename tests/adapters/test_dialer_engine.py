@@ -211,8 +211,9 @@ async def test_an_abandoned_call_keeps_the_seconds_to_its_message(store: Store) 
         ])  # fmt: skip
     async with store.sessions() as s:
         rows = {f"dial-{a.id}": a for a in (await s.execute(select(DialAttempt))).scalars()}
-    assert rows[quick].answered_at is not None
-    assert abs(rows[quick].answered_at.timestamp() - (t0 + 0.125)) < 0.002
+    answered = rows[quick].answered_at
+    assert answered is not None
+    assert abs(answered.timestamp() - (t0 + 0.125)) < 0.002
     got = {k: (a.outcome, a.hold_from, a.message_after) for k, a in rows.items()}
     assert got == {
         quick: ("abandoned", "answer", 1.958),
