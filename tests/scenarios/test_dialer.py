@@ -134,6 +134,14 @@ async def test_live_campaign_attempts_match_asterisk(
         ]  # fmt: skip
         assert len(connect) == 1 and connect[0]["MemberName"] == "Ivan"
         assert (a.outcome, a.agent) == ("answered", "Ivan")
+        # The 2-second clock (an absolute time-out on the customer's channel) was stopped when
+        # Ivan answered: the customer talked until they hung up (3 s after answering).
+        uid = f"dial-{a.id}"
+        (up,) = [e for e in ami_watch.events if e.get("Event") == "Newstate"
+                 and e.get("Uniqueid") == uid and e.get("ChannelStateDesc") == "Up"]  # fmt: skip
+        (gone,) = [e for e in ami_watch.events
+                   if e.get("Event") == "Hangup" and e.get("Uniqueid") == uid]  # fmt: skip
+        assert _ts(gone) - _ts(up) >= 2.5, (up, gone)
         assert a.answered_at is not None and a.connected_at is not None
     for number, outcome, causes in (
         ("+12125550108", "busy", {"17"}),
