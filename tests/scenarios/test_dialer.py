@@ -523,18 +523,9 @@ async def test_amd_tells_people_from_machines_on_real_audio(
             "MACHINE", str(rtp.machine(tmp_path / "machine.pcap"))
         )
     )
-    contacts = tmp_path / "amd.csv"
-    inside = zone_at(0, 24)
-    contacts.write_text(f"name,phone,tz\nA Person,+1 212 555 0201,{inside}\n"
-                        f"A Machine,+1 212 555 0202,{inside}\n")  # fmt: skip
-    cli(settings, "contacts", "import", str(contacts), "--list", "amd1", "--region", "US")
-    cli(
-        settings, "campaign", "create", "amd1", "--list", "amd1", "--queue", "outq",
-        "--trunk", "customers", "--mode", "progressive", "--window", "00:00-23:59",
-        "--days", "mon-sun",
-        "--message-text", "Example Test Centre", "--max-attempts", "1", "--ring-seconds", "15",
-        "--amd",
-    )  # fmt: skip
+    progressive_campaign(settings, tmp_path, "amd1",
+                         {"A Person": "+1 212 555 0201", "A Machine": "+1 212 555 0202"},
+                         "--amd")  # fmt: skip
     ring_talk = tmp_path / "ivan.csv"
     ring_talk.write_text("SEQUENTIAL\n0;500;3000\n0;500;3000\n")
     customers = AgentPhone(25410, tmp_path, scenario=str(scenario), calls=2, timeout=90)
@@ -587,6 +578,26 @@ async def test_amd_tells_people_from_machines_on_real_audio(
     assert stats["amd_verdicts"] == {"HUMAN": 1, "MACHINE": 1}
 
 
+def progressive_campaign(
+    settings: Settings, tmp_path: Path, name: str, leads: dict[str, str], *extra: str
+) -> None:
+    """A list ``name`` of these leads (name: phone), in calling hours all day, and a progressive
+    campaign ``name`` over it to the queue outq: one attempt each, 15 s of ring, a spoken
+    message."""
+    contacts = tmp_path / f"{name}.csv"
+    inside = zone_at(0, 24)
+    rows = "".join(f"{lead},{phone},{inside}\n" for lead, phone in leads.items())
+    contacts.write_text("name,phone,tz\n" + rows)
+    cli(settings, "contacts", "import", str(contacts), "--list", name, "--region", "US")
+    cli(
+        settings, "campaign", "create", name, "--list", name, "--queue", "outq",
+        "--trunk", "customers", "--mode", "progressive", "--window", "00:00-23:59",
+        "--days", "mon-sun",
+        "--message-text", "Example Test Centre", "--max-attempts", "1", "--ring-seconds", "15",
+        *extra,
+    )  # fmt: skip
+
+
 def _ts(event: dict[str, str]) -> float:
     return float(event["Timestamp"])
 
@@ -599,17 +610,9 @@ async def test_an_answer_no_agent_takes_hears_the_message_within_two_seconds(
     hears the campaign's spoken message and is hung up, stored as abandoned with the seconds
     from the answer to the message -- and Asterisk's own events (the answer, the Playback of
     that sound on that channel) say the same."""
-    contacts = tmp_path / "aband.csv"
-    inside = zone_at(0, 24)
-    contacts.write_text(f"name,phone,tz\nFirst Caller,+1 212 555 0121,{inside}\n"
-                        f"Second Caller,+1 212 555 0122,{inside}\n")  # fmt: skip
-    cli(settings, "contacts", "import", str(contacts), "--list", "aband1", "--region", "US")
-    cli(
-        settings, "campaign", "create", "aband1", "--list", "aband1", "--queue", "outq",
-        "--trunk", "customers", "--mode", "progressive", "--window", "00:00-23:59",
-        "--days", "mon-sun", "--caller-id", "+1 212 555 0123",
-        "--message-text", "Example Test Centre", "--max-attempts", "1", "--ring-seconds", "15",
-    )  # fmt: skip
+    progressive_campaign(settings, tmp_path, "aband1",
+                         {"First Caller": "+1 212 555 0121", "Second Caller": "+1 212 555 0122"},
+                         "--caller-id", "+1 212 555 0123")  # fmt: skip
     async with store.sessions() as s:
         c = (await s.execute(select(Campaign).where(col(Campaign.name) == "aband1"))).scalar_one()
     customers = AgentPhone(25410, tmp_path, scenario="customer.xml", calls=2, timeout=90)
