@@ -2,7 +2,8 @@
 
 People the dialer called see the campaign's caller ID and call it back. A number that is no
 line of the centre comes here (the catch-all of ``[from-callers]``): if a campaign presents it,
-the caller joins that campaign's queue while an agent is logged in to it and not paused, or,
+the caller joins that campaign's queue while an agent is logged in to it, not paused and
+reachable, or,
 when nobody is, hears the campaign's message (who called, the number to call back) -- the
 same words an abandoned call hears. A number no campaign presents is refused as before
 (unallocated number).
@@ -11,6 +12,7 @@ same words an abandoned call hears. A number no campaign presents is refused as 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -21,6 +23,7 @@ from telephonist.core.models import Campaign
 from telephonist.core.numbers import NumberError, Numbering
 from telephonist.core.prompts import Prompter
 from telephonist.core.storage import Store
+from telephonist.dialer import observe, pacing
 from telephonist.dialer.events import DIALER
 
 if TYPE_CHECKING:
@@ -64,9 +67,13 @@ class CampaignReturns:
         self.store, self.numbering, self.acd, self.watcher = store, numbering, acd, watcher
 
     def someone_ready(self, queue: str) -> bool:
-        """An agent is logged in to ``queue`` (a member of it) and not paused."""
+        """An agent of ``queue`` the call can reach: a member who is not away (paused, or a
+        phone Asterisk cannot reach) -- the pacing's own view of a member (dialer/observe.py)."""
         state = self.watcher.state.queues.get(queue)
-        return state is not None and any(not m.paused for m in state.members.values())
+        now = time.time()
+        return state is not None and any(
+            observe.agent_state(m, now, 0) != pacing.AWAY for m in state.members.values()
+        )
 
     async def __call__(self, session: Prompter) -> None:
         c = await campaign_presenting(self.store, self.numbering, session.dialed)

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import signal
+import wave
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from telephonist.core.models import (
     as_utc,
 )
 from telephonist.core.settings import Settings
+from telephonist.core.speech import custom_sounds
 from telephonist.core.storage import Store
 from telephonist.dialer.sim import SCENARIOS
 from tests.scenarios.conftest import AmiWatch
@@ -87,10 +89,9 @@ async def test_live_campaign_attempts_match_asterisk(
     assert (
         "Example Test Centre" in made.message_text and "2 1 2, 5 5 5, 0 1 0 0" in made.message_text
     )
-    sounds = (
-        settings.pbx.cache_dir / f"rootfs-{settings.pbx.debian_suite}" / "usr/share/asterisk/sounds"
-    )
-    assert (sounds / f"{made.message}.wav").stat().st_size > 8000  # more than half a second
+    sounds = custom_sounds(settings)
+    assert sounds is not None
+    assert (sounds.parent / f"{made.message}.wav").stat().st_size > 8000  # over half a second
     seen = tmp_path / "customers-messages.log"  # every SIP message the called parties got
     customers = AgentPhone(25410, tmp_path, scenario="customer.xml", calls=4, timeout=120,
                            extra=("-trace_msg", "-message_file", str(seen)))  # fmt: skip
@@ -731,3 +732,18 @@ async def test_calling_back_a_campaigns_number_reaches_its_queue_or_its_message(
                and e.get("MemberName") == "Ivan" for e in ami_watch.events)  # fmt: skip
     assert not any(e.get("Event") == "QueueCallerJoin" and e.get("CallerIDNum") == "5550131"
                    for e in ami_watch.events)  # fmt: skip
+    # The first caller heard the whole message: the PBX kept their line up for its length.
+    async with store.sessions() as s:
+        made = (await s.execute(select(Campaign).where(col(Campaign.name) == "ret1"))).scalar_one()
+    sounds = custom_sounds(settings)
+    assert sounds is not None
+    with wave.open(str(sounds.parent / f"{made.message}.wav")) as w:
+        message_seconds = w.getnframes() / w.getframerate()
+    assert message_seconds > 2
+    (first,) = {e["Uniqueid"] for e in ami_watch.events if e.get("Event") == "Newchannel"
+                and e.get("CallerIDNum") == "5550131"}  # fmt: skip
+    opened = [_ts(e) for e in ami_watch.events
+              if e.get("Event") == "Newchannel" and e.get("Uniqueid") == first]  # fmt: skip
+    closed = [_ts(e) for e in ami_watch.events
+              if e.get("Event") == "Hangup" and e.get("Uniqueid") == first]  # fmt: skip
+    assert closed[0] - opened[0] >= message_seconds - 0.3, (opened, closed, message_seconds)
