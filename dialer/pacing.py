@@ -143,6 +143,9 @@ CALIBRATION = 1.25
 # 2.61 % with it vs 2.81 % without, occupancy 0.852 vs 0.853; S2 worst 2.54 % vs 2.73 %,
 # occupancy 0.842 vs 0.844.
 AIM = 0.9
+PRIOR_OUTCOMES = 2.0
+"""How many outcomes the prior answer rate is worth when the policy weighs its error: little,
+so the first calls of a campaign are placed as if the rate could be several times the prior."""
 HORIZONS_MS = np.array([4_000, 8_000, 12_000, 20_000], dtype=np.int64)
 
 
@@ -235,6 +238,8 @@ class Predictive:
         self.talks = _Dist(rng.exponential(120_000, 50))
         self.wraps = _Dist(rng.exponential(15_000, 50))
         self._model_wrap_mean: float | None = None
+        self._outcomes_seen = 0
+        """Ring outcomes learnt from, not forgotten: how far the answer rate is known."""
         self._live_seen = 0
         self._planned = 0.0
         self._last_target = 0.0
@@ -243,6 +248,7 @@ class Predictive:
 
     # -- learning ---------------------------------------------------------------------------
     def _learn(self, f: Finished) -> None:
+        self._outcomes_seen += len(f.outcomes)
         for outcome, ring_ms in f.outcomes:
             self.counts *= self.decay
             kind = LIVE if outcome == AMD_FALSE_POSITIVE else outcome
@@ -331,13 +337,26 @@ class Predictive:
         ns = np.arange(0, top + 1, dtype=np.float64)[None, :]  # (1, N)
         mu = coming_mean[:, None] + ns * q_new[:, None] - free_mean[:, None]
         var = coming_var[:, None] + ns * (q_new * (1 - q_new))[:, None] + free_var[:, None] + 0.25
+        if self.model is None:
+            # The answer rate is an estimate: all the calls in flight share its error, so the
+            # live answers they bring vary by (their expected number x its relative error) on
+            # top of chance. Large before the first outcomes are in (a list may answer at 60 %
+            # where the prior says 20 %: without this, the first second's calls for an idle
+            # team come back as a burst of abandons); negligible after a few thousand.
+            rel = (1 - p) / (max(p, 1e-3) * (self._outcomes_seen + PRIOR_OUTCOMES))
+            from_calls = (coming_mean - obs.waiting)[:, None] + ns * q_new[:, None]
+            var = var + from_calls * from_calls * rel
         sd = np.sqrt(var)
         z = mu / sd
         excess = sd * _phi(z) + mu * _Phi(z)  # E[max(0, live - free)]
         live = coming_mean[:, None] + ns * q_new[:, None]
         ok = np.all(excess <= target * np.maximum(live, 1.0), axis=0)
         allowed = np.nonzero(ok)[0]
-        return int(allowed.max()) if allowed.size else 0
+        # Never fewer than progressive: a call for an agent who is free now, with nothing else
+        # in flight for them, cannot be abandoned (the normal approximation above does not
+        # know that at most n calls bring n answers, and a small team would wait for nothing).
+        floor = min(obs.lines_free, int(idle) - len(obs.ringing_ms) - obs.waiting)
+        return max(floor, int(allowed.max()) if allowed.size else 0, 0)
 
     def _target(self, obs: Observation) -> float:
         """The share of the coming live answers it may abandon: what is left of the day's
