@@ -44,7 +44,13 @@ from telephonist.callbacks.tasks import payload
 from telephonist.core.ami import AmiClient, AmiError, list_channels, outcome_unknown
 from telephonist.core.callcontrol import AmiCallControl, Originate
 from telephonist.core.centre import Centre
-from telephonist.core.models import CallbackAttempt, CallbackRequest, QueueLogEntry, as_utc
+from telephonist.core.models import (
+    CallbackAttempt,
+    CallbackRequest,
+    QueueLogEntry,
+    as_utc,
+    is_dialer_call,
+)
 from telephonist.core.numbers import Dialing, NumberError
 from telephonist.core.storage import Store, UnitOfWork
 
@@ -445,6 +451,11 @@ class CallbackService:
     async def _line(self, uow: UnitOfWork, e: QueueLogEntry, recent: datetime) -> None:
         if e.event.startswith("CALLBACK"):
             await self._callback_line(uow, e)
+        elif is_dialer_call(e.callid):
+            # The dialer's own calls: an abandoned one heard the campaign's message and its
+            # lead is retried by its disposition; its caller ID is the campaign's number.
+            # Never a missed call to call back, nor a customer served.
+            return
         elif e.event in ("CONNECT", "ABANDON"):
             placed = await _queue_log_line(uow, e.callid, "CALLBACKPLACED")
             if placed is not None:

@@ -478,6 +478,19 @@ class CampaignLead(SQLModel, table=True):
     """Why an agent skipped it (``campaign next --skip --reason``): never dialled then."""
 
 
+DIALER_CALL_PREFIX = "dial-"
+"""The unique id (and queue_log call id) of every channel the dialer places: ``dial-<attempt>``."""
+
+
+def is_dialer_call(callid: str) -> bool:
+    """Whether a channel / queue_log call is one the dialer placed.
+
+    >>> is_dialer_call("dial-42"), is_dialer_call("1733500000.17")
+    (True, False)
+    """
+    return callid.startswith(DIALER_CALL_PREFIX)
+
+
 class DialAttempt(SQLModel, table=True):
     """One call placed by the dialer (stored before the Originate)."""
 

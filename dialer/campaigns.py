@@ -365,6 +365,7 @@ async def stats(store: Store, name: str, now: datetime | None = None) -> dict[st
         "connects": by_outcome.get("answered", 0),
         "abandoned": by_outcome.get("abandoned", 0),
         "abandon_rate": round(rate, 4),
+        "abandon_cap": c.abandon_cap,
         "abandon_period": f"{c.jurisdiction}: {period}",
         "abandoned_heard_message": int(heard),
         "message_after_max_seconds": None if slowest is None else round(float(slowest), 3),

@@ -39,6 +39,7 @@ from telephonist.core.models import (
     DncEntry,
     QueueLogEntry,
     as_utc,
+    is_dialer_call,
     utcnow,
 )
 from telephonist.core.numbers import Dialing, NumberError, Numbering
@@ -265,8 +266,8 @@ class DialerService:
             "TELEPHONIST_MESSAGE": c.message or "silence/1",
             "TELEPHONIST_AMD": "1" if c.amd else "0",
             # How long the answered person may wait for an agent: the message then starts
-            # within the jurisdiction's limit (a tenth of a second left for it to start).
-            "TELEPHONIST_HOLD": f"{rules.JURISDICTIONS[c.jurisdiction].message_within - 0.1:.1f}",
+            # within the jurisdiction's limit (rules.HOLD_MARGIN left for the PBX).
+            "TELEPHONIST_HOLD": f"{rules.hold_seconds(c.jurisdiction):.1f}",
         }
         try:
             await self.control.originate(
@@ -293,7 +294,7 @@ class DialerService:
 
     async def _on_hangup(self, event: Any) -> None:
         uid = event.get("Uniqueid", "")
-        if not uid.startswith("dial-"):
+        if not is_dialer_call(uid):
             return
         cause = event.get("Cause", "")
         reason = self._failed.pop(uid, None)
@@ -324,7 +325,7 @@ class DialerService:
         """An unanswered call. The hang-up cause says more than the Reason (PJSIP reports a
         486 as Reason 0), and the channel's Hangup event may come before or after this."""
         uid = event.get("Uniqueid", "")
-        if not uid.startswith("dial-") or event.get("Response") == "Success":
+        if not is_dialer_call(uid) or event.get("Response") == "Success":
             return
         reason = event.get("Reason", "")
         cause = self._causes.pop(uid, None)
@@ -353,7 +354,7 @@ class DialerService:
 
     async def on_queue_log(self, uow: UnitOfWork, entries: list[QueueLogEntry]) -> None:
         for e in entries:
-            if not e.callid.startswith("dial-"):
+            if not is_dialer_call(e.callid):
                 continue
             try:
                 attempt_id = int(e.callid[5:])

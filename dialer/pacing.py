@@ -64,7 +64,7 @@ class Observation:
     ringing_ms: npt.NDArray[np.int64]
     """Elapsed ring time of every call in flight (not answered yet)."""
     waiting: int
-    """Live answers waiting for an agent now (they are abandoned after 2 s)."""
+    """Live answers waiting for an agent now (abandoned after the hold, 1.5 s)."""
     lines_free: int
     """Calls that may still be launched (lines per agent cap)."""
     dials_today: int
@@ -143,6 +143,9 @@ CALIBRATION = 1.25
 # 2.61 % with it vs 2.81 % without, occupancy 0.852 vs 0.853; S2 worst 2.54 % vs 2.73 %,
 # occupancy 0.842 vs 0.844.
 AIM = 0.9
+TAIL_SAMPLES = 5
+"""Fewer samples than this lasted as long as a call in progress: its end is taken from an
+exponential tail, not from the learnt distribution."""
 PRIOR_OUTCOMES = 2.0
 """How many outcomes the prior answer rate is worth when the policy weighs its error: little,
 so the first calls of a campaign are placed as if the rate could be several times the prior."""
@@ -238,6 +241,7 @@ class Predictive:
         self.talks = _Dist(rng.exponential(120_000, 50))
         self.wraps = _Dist(rng.exponential(15_000, 50))
         self._model_wrap_mean: float | None = None
+        self._model_means: dict[str, float] = {}
         self._outcomes_seen = 0
         """Ring outcomes learnt from, not forgotten: how far the answer rate is known."""
         self._live_seen = 0
@@ -299,13 +303,9 @@ class Predictive:
                 self._model_wrap_mean = _mean_of(self.model.wrap)
             wrap_mean = self._model_wrap_mean
         talk_e = elapsed[states == TALK][None, :]
-        f_e = self._cdf("talk", talk_e)
-        f_eh = self._cdf("talk", talk_e + h - wrap_mean)
-        free_talk = np.where(1 - f_e > 1e-9, np.clip((f_eh - f_e) / (1 - f_e + 1e-12), 0, 1), 1)
+        free_talk = self._ends_by("talk", talk_e, h - wrap_mean)
         wrap_e = elapsed[states == WRAP][None, :]
-        g_e = self._cdf("wrap", wrap_e)
-        g_eh = self._cdf("wrap", wrap_e + h)
-        free_wrap = np.where(1 - g_e > 1e-9, np.clip((g_eh - g_e) / (1 - g_e + 1e-12), 0, 1), 1)
+        free_wrap = self._ends_by("wrap", wrap_e, h)
         free_mean = idle + free_talk.sum(axis=1) + free_wrap.sum(axis=1)  # (H,)
         free_var = (free_talk * (1 - free_talk)).sum(axis=1) + (free_wrap * (1 - free_wrap)).sum(
             axis=1
@@ -356,7 +356,38 @@ class Predictive:
         # in flight for them, cannot be abandoned (the normal approximation above does not
         # know that at most n calls bring n answers, and a small team would wait for nothing).
         floor = min(obs.lines_free, int(idle) - len(obs.ringing_ms) - obs.waiting)
+        if self.model is None and self._outcomes_seen == 0 and obs.live_today == 0:
+            # Nothing known of the list yet (the day's first calls ring): one call per free
+            # agent. Seen live: with 8 calls ringing for 8 idle agents and no outcome yet, the
+            # prior's 20 % made it place 2 more, and a list that answered every call abandoned
+            # both.
+            return max(floor, 0)
         return max(floor, int(allowed.max()) if allowed.size else 0, 0)
+
+    def _ends_by(
+        self, which: str, elapsed: npt.NDArray[np.float64], ahead: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """The chance that a talk (or wrap-up) that has lasted ``elapsed`` ends within
+        ``ahead`` ms more, per horizon: from the learnt distribution while enough of its
+        samples lasted that long; past that, the rest is taken as exponential with the
+        distribution's mean (a call longer than every one seen says nothing of its end --
+        counting it as certainly over, as the bare empirical distribution would, sends
+        calls to agents still talking: answers then wait for nobody)."""
+        f_e = self._cdf(which, elapsed)
+        f_eh = self._cdf(which, elapsed + np.maximum(ahead, 0))
+        samples = {"talk": self.talks.n, "wrap": self.wraps.n}[which] if self.model is None else 1e6
+        empirical = np.clip((f_eh - f_e) / np.maximum(1 - f_e, 1e-12), 0, 1)
+        tail = 1 - np.exp(-np.maximum(ahead, 0) / max(self._mean(which), 1.0))
+        return np.where((1 - f_e) * samples >= TAIL_SAMPLES, empirical, tail)
+
+    def _mean(self, which: str) -> float:
+        if self.model is None:
+            return self.talks.mean if which == "talk" else self.wraps.mean
+        if which not in self._model_means:
+            self._model_means[which] = _mean_of(
+                self.model.talk if which == "talk" else self.model.wrap
+            )
+        return self._model_means[which]
 
     def _target(self, obs: Observation) -> float:
         """The share of the coming live answers it may abandon: what is left of the day's

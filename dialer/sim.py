@@ -33,14 +33,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from telephonist.dialer import pacing
+from telephonist.dialer import pacing, rules
 from telephonist.dialer.pacing import AWAY, IDLE, TALK, WRAP, Finished, Model, Observation
 
 SECOND = 1000
 HOUR = 3600 * SECOND
 TICK_MS = 1000
 """How often the policy is asked (every policy: the same)."""
-ABANDON_MS = 2000
+ABANDON_MS = int(rules.hold_seconds("US") * SECOND)
+"""How long an answered person waits for an agent: as long as the PBX holds them (1.5 s)."""
 NO_ANSWER_MS = 20 * SECOND
 LINES_PER_AGENT = 4
 RING_MEDIAN_MS = 9500.0

@@ -30,7 +30,7 @@ from sqlmodel import col
 
 from telephonist.core.centre import Centre
 from telephonist.core.hours import local_place
-from telephonist.core.models import QueueCall, QueueLogEntry, QueueRedirect, as_utc
+from telephonist.core.models import QueueCall, QueueLogEntry, QueueRedirect, as_utc, is_dialer_call
 from telephonist.core.numbers import NumberError, Numbering
 from telephonist.core.storage import Store, UnitOfWork
 
@@ -99,7 +99,7 @@ class QueueCallBuilder:
         )
         if exists.first() is not None:
             return 0  # a rebuild over lines already applied
-        if e.callid.startswith("dial-"):
+        if is_dialer_call(e.callid):
             kind = "outbound"
         elif placeholder or await _placed(s, e.callid):
             kind = "callback"

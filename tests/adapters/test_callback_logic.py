@@ -626,3 +626,23 @@ async def test_the_callback_trunk_is_sent_the_number_in_its_dial_format(
     assert "TELEPHONIST_CB_NUMBER=92125550101," in sent["Variable"]
     assert "TELEPHONIST_CB_SAY=2125550101," in sent["Variable"]
     assert sent["CallerID"] == "Callback <2125550101>"
+
+
+async def test_the_dialers_abandoned_calls_are_not_missed_calls(rig: SimpleNamespace) -> None:
+    """A caller who hangs up in the queue after waiting is a missed call to call back; the
+    dialer's own call (``dial-N``) that waited its 2 s and heard the campaign's message is
+    not -- its caller ID is the campaign's number, and its lead is retried by disposition."""
+    store: Store = rig.service.store
+    write(
+        rig.log,
+        "1733500000.1|q|NONE|ENTERQUEUE||5550700|1",
+        "1733500000.1|q|NONE|ABANDON|1|1|15",
+        "dial-7|q|NONE|ENTERQUEUE||12125550100|1",
+        "dial-7|q|NONE|ABANDON|1|1|15",  # as long as the other (a centre with min_wait 0)
+        "dial-8|q|NONE|ENTERQUEUE||12125550100|1",
+        "dial-8|q|Al|CONNECT|1|agent-2|0",
+    )
+    await rig.ingester.ingest_once()
+    async with store.sessions() as s:
+        numbers = [cb.number for cb in (await s.execute(select(CallbackRequest))).scalars()]
+    assert numbers == ["5550700"]

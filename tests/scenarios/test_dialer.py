@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
@@ -667,6 +668,138 @@ async def test_an_answer_no_agent_takes_hears_the_message_within_two_seconds(
         0,
     )
     assert 0 < stats["message_after_max_seconds"] <= 2.0
+
+
+async def test_a_team_break_abandons_only_the_calls_in_flight_and_the_day_stays_under_the_cap(
+    serve: Serve,
+    settings: Settings,
+    store: Store,
+    ami: AmiClient,
+    ami_watch: AmiWatch,
+    tmp_path: Path,
+) -> None:
+    """A predictive campaign with 8 agents (auto-answer headsets) calling a list where every
+    lead answers, after 2-4 s, and talks 2 s or more (6 s on average). A supervisor pauses
+    the whole queue from the PBX (AMI QueuePause) while calls ring: the answers that come in
+    then find no agent (more live answers than agents can take), wait, hear the campaign's
+    message and are hung up. The team comes back 10 s later and the campaign goes on for 4
+    minutes. Every abandoned call heard the message within 2 s of its answer -- stored, and
+    by Asterisk's own events -- none was abandoned outside the break, and the campaign's
+    abandon rate at the end is under its cap."""
+    agents = [f"sim{i}" for i in range(1, 9)]
+    n = 900  # more than the run can place
+    live.write_contacts(tmp_path / "breakleads.csv", n)
+    cli(settings, "contacts", "import", str(tmp_path / "breakleads.csv"), "--list", "brk",
+        "--region", "US")  # fmt: skip
+    cli(
+        settings, "campaign", "create", "brk", "--list", "brk", "--queue", "simq",
+        "--trunk", "callees", "--mode", "predictive", "--window", "00:00-23:59",
+        "--days", "mon-sun",
+        "--message-text", "Example Test Centre", "--max-attempts", "1", "--ring-seconds", "20",
+    )  # fmt: skip
+    rng = np.random.default_rng(14)
+    rings = rng.uniform(2_000, 4_000, n).astype(int)
+    talks = (2_000 + rng.exponential(4_000, n)).astype(int)
+    inf = tmp_path / "answer-all.csv"
+    script = "".join(f"{live.LIVE};{r};{t}\n" for r, t in zip(rings, talks, strict=True))
+    inf.write_text("SEQUENTIAL\n" + script)
+    callees = AgentPhone(25420, tmp_path, scenario="callee.xml", calls=n, timeout=0,
+                         extra=("-inf", str(inf), "-l", "1000"))  # fmt: skip
+    headsets = AgentPhone(25600, tmp_path, scenario="agent_autoanswer.xml", calls=n, timeout=0,
+                          extra=("-l", "100"))  # fmt: skip
+    config = settings.data_dir.parent / "telephonist.toml"
+
+    async def attempts() -> list[DialAttempt]:
+        async with store.sessions() as s:
+            return list(
+                (
+                    await s.execute(
+                        select(DialAttempt)
+                        .join(Campaign, col(Campaign.id) == col(DialAttempt.campaign_id))
+                        .where(col(Campaign.name) == "brk")
+                    )
+                ).scalars()
+            )
+
+    async def just_launched() -> list[DialAttempt] | None:
+        """The calls ringing, when two or three are and two were placed in the last second
+        (the break's abandons are forced: more would leave the short run no room under
+        its cap)."""
+        now = datetime.now(UTC)
+        rows = [a for a in await attempts() if a.outcome == "" and a.answered_at is None]
+        fresh = [a for a in rows if (now - as_utc(a.started_at)).total_seconds() < 1.0]
+        return rows if len(fresh) >= 2 and len(rows) <= 3 else None
+
+    async def queue_paused(paused: bool) -> None:
+        """Every member of simq paused (or back) at once, as a supervisor's panel does."""
+        replies = await asyncio.gather(*(
+            ami.send({"Action": "QueuePause", "Queue": "simq", "Interface": f"PJSIP/30{i:02d}",
+                      "Paused": "true" if paused else "false", "Reason": "briefing"})
+            for i in range(1, len(agents) + 1)
+        ))  # fmt: skip
+        assert all(r.get("Response") == "Success" for r in replies), replies
+
+    callees.start()
+    headsets.start()
+    try:
+        for agent in agents:
+            cli(settings, "agent", "login", agent)
+        cli(settings, "campaign", "start", "brk")
+        await asyncio.sleep(25)  # the pacing learns the list and the team is busy
+        ringing = await until(just_launched, 60, "two calls just launched", every=0.1)
+        break_from = datetime.now(UTC)
+        await queue_paused(True)
+        await asyncio.sleep(10)
+        break_to = datetime.now(UTC)
+        await queue_paused(False)
+        await asyncio.sleep(240)
+        cli(settings, "campaign", "pause", "brk")
+        await asyncio.sleep(20)  # the calls up now end and get their outcome
+        stats = json.loads(cli(settings, "campaign", "stats", "brk", "--json"))
+        cli(settings, "campaign", "stop", "brk")
+    finally:
+        # Calls still up end now (sipp would not say goodbye once stopped).
+        await ami.send({"Action": "Hangup", "Channel": "/^PJSIP/(callees|30[0-9][0-9])-/"})
+        callees.stop()
+        headsets.stop()
+        for agent in agents:
+            await asyncio.to_thread(telephonist, config, "agent", "logout", agent)
+    rows = await attempts()
+    abandoned = sorted((a for a in rows if a.outcome == "abandoned"), key=lambda a: a.id or 0)
+    answered = [a for a in rows if a.outcome == "answered"]
+    print(f"\nteam break: {len(rows)} dials, {len(answered)} connected, {len(abandoned)} "
+          f"abandoned, rate {stats['abandon_rate']:.2%} (cap {stats['abandon_cap']:.0%}); "
+          f"break {break_from:%H:%M:%S.%f}-{break_to:%H:%M:%S.%f}")  # fmt: skip
+    for a in abandoned:
+        print(f"  abandoned: attempt {a.id} started {a.started_at:%H:%M:%S.%f} answered "
+              f"{a.answered_at:%H:%M:%S.%f}, message after {a.message_after} s")  # fmt: skip
+    # The calls ringing when the team went were all abandoned, and the campaign went on.
+    assert {a.id for a in ringing} <= {a.id for a in abandoned}, [a.id for a in ringing]
+    assert len(answered) >= 80, stats
+    for a in abandoned:
+        assert a.answered_at is not None
+        # Abandoned because of the break: answered while the team was away.
+        assert break_from <= as_utc(a.answered_at) <= break_to + timedelta(seconds=1), a
+        assert a.message_after is not None and 0 < a.message_after <= 2.0, a
+        uid = f"dial-{a.id}"
+        (up,) = [e for e in ami_watch.events if e.get("Event") == "Newstate"
+                 and e.get("Uniqueid") == uid and e.get("ChannelStateDesc") == "Up"]  # fmt: skip
+        (played,) = [e for e in ami_watch.events if e.get("Event") == "Newexten"
+                     and e.get("Uniqueid") == uid
+                     and e.get("Application") == "Playback"]  # fmt: skip
+        assert 0 < _ts(played) - _ts(up) <= 2.0, (up, played)
+        assert abs((_ts(played) - _ts(up)) - a.message_after) < 0.25
+    # No connected call heard the message; `campaign stats` shows what was stored.
+    played_on = {
+        e.get("Uniqueid")
+        for e in ami_watch.events
+        if e.get("Event") == "Newexten" and e.get("Application") == "Playback"
+    }
+    assert not played_on & {f"dial-{a.id}" for a in answered}
+    assert (stats["abandoned"], stats["connects"]) == (len(abandoned), len(answered))
+    assert (stats["abandoned_heard_message"], stats["message_late"]) == (len(abandoned), 0)
+    assert stats["abandon_rate"] == round(len(abandoned) / (len(abandoned) + len(answered)), 4)
+    assert stats["abandon_rate"] < stats["abandon_cap"], stats
 
 
 async def test_calling_back_a_campaigns_number_reaches_its_queue_or_its_message(

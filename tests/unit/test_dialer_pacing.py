@@ -142,10 +142,35 @@ def test_a_list_that_answers_far_better_than_the_prior_is_not_a_burst_of_abandon
             assert day.occupancy >= 0.98 * progressive, (seed, day.occupancy, progressive)
 
 
-def test_the_first_decision_of_a_day_counts_the_answer_rate_as_unknown() -> None:
-    """16 idle agents and nothing known yet: at the prior's 20 % the plan would be some 80
-    calls; with the rate unknown it is about one call per agent."""
-    first = pacing.Predictive().decide(
-        obs(idle=16, talking=0, ringing=[], lines_free=48, now_ms=1_000, dials=0, live=0)
-    )
-    assert 12 <= first <= 24, first
+def test_the_first_calls_of_a_list_are_one_per_free_agent_then_the_rate_is_weighed() -> None:
+    """16 idle agents and nothing known of the list yet: one call per agent (at the prior's
+    20 % the plan would be some 80 calls), also while those calls ring. After a few outcomes,
+    the estimate is weighed with its error: more than one call per agent, far fewer than the
+    prior's plan."""
+    p = pacing.Predictive()
+    first = p.decide(obs(idle=16, talking=0, ringing=[], lines_free=64, now_ms=1_000, dials=0,
+                         live=0))  # fmt: skip
+    assert first == 16
+    ringing = p.decide(obs(idle=16, talking=0, ringing=[950] * 16, lines_free=48, now_ms=1_960,
+                           dials=16, live=0))  # fmt: skip
+    assert ringing == 0  # still nothing known: no call beyond one per agent
+    unanswered = pacing.Finished(outcomes=[(pacing.NO_ANSWER, 20_000)] * 4)
+    p.decide(replace(obs(idle=0, talking=0, ringing=[], lines_free=0, now_ms=2_000, live=0),
+                     finished=unanswered))  # fmt: skip
+    later = p.decide(obs(idle=16, talking=0, ringing=[], lines_free=64, now_ms=3_000, dials=4,
+                         live=0))  # fmt: skip
+    assert 16 < later < 60, later
+
+
+def test_a_talk_longer_than_every_one_seen_is_not_counted_as_over() -> None:
+    """Every talk remembered lasted 8 s; 8 agents have been talking for 9 s. They are not taken
+    as certainly free (as the bare empirical distribution would): the policy places few calls
+    for them, not the 8 or more it places for 8 idle agents."""
+    p = pacing.Predictive()
+    seen = pacing.Finished(outcomes=[(pacing.LIVE, 3_000)] * 200, talks=[8_000] * 2_000,
+                           wraps=[3_000] * 2_000)  # fmt: skip
+    p.decide(replace(obs(idle=0, talking=0, ringing=[], lines_free=0), finished=seen))
+    busy = obs(idle=0, talking=8, ringing=[], lines_free=32, live=200)
+    busy.agent_elapsed_ms[:] = 9_000
+    idle = obs(idle=8, talking=0, ringing=[], lines_free=32, live=200)
+    assert p.decide(busy) <= 3 < 8 <= p.decide(idle)
