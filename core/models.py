@@ -491,6 +491,15 @@ def is_dialer_call(callid: str) -> bool:
     return callid.startswith(DIALER_CALL_PREFIX)
 
 
+def dialer_call_id(attempt_id: int) -> str:
+    """The channel id the dialer gives the call of attempt ``attempt_id``.
+
+    >>> dialer_call_id(42)
+    'dial-42'
+    """
+    return f"{DIALER_CALL_PREFIX}{attempt_id}"
+
+
 class DialAttempt(SQLModel, table=True):
     """One call placed by the dialer (stored before the Originate)."""
 

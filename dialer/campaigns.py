@@ -21,6 +21,7 @@ from sqlmodel import col
 
 from telephonist.core.centre import Centre
 from telephonist.core.models import (
+    DIALER_CALL_PREFIX,
     AgentLogin,
     AgentPause,
     Campaign,
@@ -294,7 +295,9 @@ async def stats(store: Store, name: str, now: datetime | None = None) -> dict[st
                 ).where(recent)
             )
         ).one()  # fmt: skip
-        calls = select(literal("dial-") + cast(da.id, String)).where(da.campaign_id == c.id)
+        calls = select(literal(DIALER_CALL_PREFIX) + cast(da.id, String)).where(
+            da.campaign_id == c.id
+        )
         talk = (
             await s.execute(
                 select(func.coalesce(func.sum(qc.talk), 0))

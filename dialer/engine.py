@@ -30,6 +30,7 @@ from sqlmodel import col
 from telephonist.core.ami import AmiClient, AmiError, list_channels, outcome_unknown
 from telephonist.core.callcontrol import AmiCallControl, Originate
 from telephonist.core.models import (
+    DIALER_CALL_PREFIX,
     Campaign,
     CampaignLead,
     Contact,
@@ -39,6 +40,7 @@ from telephonist.core.models import (
     DncEntry,
     QueueLogEntry,
     as_utc,
+    dialer_call_id,
     is_dialer_call,
     utcnow,
 )
@@ -158,7 +160,7 @@ class DialerService:
             ).all()
             for attempt, ring_seconds, jurisdiction in rows:
                 assert attempt.id is not None
-                if f"dial-{attempt.id}" in live:
+                if dialer_call_id(attempt.id) in live:
                     continue
                 limit = rules.ring_for(jurisdiction, ring_seconds) + grace
                 if (now - as_utc(attempt.started_at)).total_seconds() < limit:
@@ -273,7 +275,7 @@ class DialerService:
             await self.control.originate(
                 Originate(
                     channel=f"PJSIP/{digits}@{c.trunk}",
-                    channel_id=f"dial-{attempt_id}",
+                    channel_id=dialer_call_id(attempt_id),
                     context="telephonist-dialer",
                     timeout=rules.ring_for(c.jurisdiction, c.ring_seconds),
                     caller_id=f"<{c.caller_id}>" if c.caller_id else "",
@@ -357,7 +359,7 @@ class DialerService:
             if not is_dialer_call(e.callid):
                 continue
             try:
-                attempt_id = int(e.callid[5:])
+                attempt_id = int(e.callid.removeprefix(DIALER_CALL_PREFIX))
             except ValueError:
                 continue
             attempt = await uow.session.get(DialAttempt, attempt_id)

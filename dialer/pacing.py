@@ -240,7 +240,6 @@ class Predictive:
         self.ring_busy = _Dist(rng.lognormal(math.log(3_000), 0.5, 50))
         self.talks = _Dist(rng.exponential(120_000, 50))
         self.wraps = _Dist(rng.exponential(15_000, 50))
-        self._model_wrap_mean: float | None = None
         self._model_means: dict[str, float] = {}
         self._outcomes_seen = 0
         """Ring outcomes learnt from, not forgotten: how far the answer rate is known."""
@@ -281,11 +280,13 @@ class Predictive:
             fn = {"ring": model.ring_live, "talk": model.talk, "wrap": model.wrap}.get(which)
             if fn is not None:
                 return fn(x)
-        dist = {
+        return self._dist(which).cdf(x)
+
+    def _dist(self, which: str) -> _Dist:
+        return {
             "ring": self.ring, "ring_machine": self.ring_machine, "ring_busy": self.ring_busy,
             "talk": self.talks, "wrap": self.wraps,
         }[which]  # fmt: skip
-        return dist.cdf(x)
 
     # -- deciding ---------------------------------------------------------------------------
     def decide(self, obs: Observation) -> int:
@@ -293,17 +294,21 @@ class Predictive:
         if obs.lines_free <= 0:
             return 0
         states, elapsed = obs.agent_state, obs.agent_elapsed_ms.astype(np.float64)
-        h = HORIZONS_MS.astype(np.float64)[:, None]  # (H, 1)
         idle = float(np.count_nonzero(states == IDLE))
+        # Never fewer than progressive: a call for an agent who is free now, with nothing else
+        # in flight for them, cannot be abandoned (the normal approximation below does not
+        # know that at most n calls bring n answers, and a small team would wait for nothing).
+        floor = max(0, min(obs.lines_free, int(idle) - len(obs.ringing_ms) - obs.waiting))
+        if self.model is None and self._outcomes_seen == 0 and obs.live_today == 0:
+            # Nothing known of the list yet (the day's first calls ring): one call per free
+            # agent. Seen live: with 8 calls ringing for 8 idle agents and no outcome yet, the
+            # prior's 20 % made it place 2 more, and a list that answered every call abandoned
+            # both.
+            return floor
+        h = HORIZONS_MS.astype(np.float64)[:, None]  # (H, 1)
         # Agents free by each horizon: talking ones finish talk then wrap (mean wrap-up).
-        if self.model is None:
-            wrap_mean = self.wraps.mean
-        else:
-            if self._model_wrap_mean is None:
-                self._model_wrap_mean = _mean_of(self.model.wrap)
-            wrap_mean = self._model_wrap_mean
         talk_e = elapsed[states == TALK][None, :]
-        free_talk = self._ends_by("talk", talk_e, h - wrap_mean)
+        free_talk = self._ends_by("talk", talk_e, h - self._mean("wrap"))
         wrap_e = elapsed[states == WRAP][None, :]
         free_wrap = self._ends_by("wrap", wrap_e, h)
         free_mean = idle + free_talk.sum(axis=1) + free_wrap.sum(axis=1)  # (H,)
@@ -352,17 +357,7 @@ class Predictive:
         live = coming_mean[:, None] + ns * q_new[:, None]
         ok = np.all(excess <= target * np.maximum(live, 1.0), axis=0)
         allowed = np.nonzero(ok)[0]
-        # Never fewer than progressive: a call for an agent who is free now, with nothing else
-        # in flight for them, cannot be abandoned (the normal approximation above does not
-        # know that at most n calls bring n answers, and a small team would wait for nothing).
-        floor = min(obs.lines_free, int(idle) - len(obs.ringing_ms) - obs.waiting)
-        if self.model is None and self._outcomes_seen == 0 and obs.live_today == 0:
-            # Nothing known of the list yet (the day's first calls ring): one call per free
-            # agent. Seen live: with 8 calls ringing for 8 idle agents and no outcome yet, the
-            # prior's 20 % made it place 2 more, and a list that answered every call abandoned
-            # both.
-            return max(floor, 0)
-        return max(floor, int(allowed.max()) if allowed.size else 0, 0)
+        return max(floor, int(allowed.max()) if allowed.size else 0)
 
     def _ends_by(
         self, which: str, elapsed: npt.NDArray[np.float64], ahead: npt.NDArray[np.float64]
@@ -375,14 +370,15 @@ class Predictive:
         calls to agents still talking: answers then wait for nobody)."""
         f_e = self._cdf(which, elapsed)
         f_eh = self._cdf(which, elapsed + np.maximum(ahead, 0))
-        samples = {"talk": self.talks.n, "wrap": self.wraps.n}[which] if self.model is None else 1e6
+        samples = self._dist(which).n if self.model is None else 1e6
         empirical = np.clip((f_eh - f_e) / np.maximum(1 - f_e, 1e-12), 0, 1)
         tail = 1 - np.exp(-np.maximum(ahead, 0) / max(self._mean(which), 1.0))
         return np.where((1 - f_e) * samples >= TAIL_SAMPLES, empirical, tail)
 
     def _mean(self, which: str) -> float:
+        """The mean talk (or wrap-up): learnt, or the model's (computed once)."""
         if self.model is None:
-            return self.talks.mean if which == "talk" else self.wraps.mean
+            return self._dist(which).mean
         if which not in self._model_means:
             self._model_means[which] = _mean_of(
                 self.model.talk if which == "talk" else self.model.wrap

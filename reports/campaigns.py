@@ -15,7 +15,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import String, and_, case, cast, func, literal, select
 
 from telephonist.core.centre import Centre
-from telephonist.core.models import Campaign, CampaignLead, DialAttempt, QueueCall
+from telephonist.core.models import (
+    DIALER_CALL_PREFIX,
+    Campaign,
+    CampaignLead,
+    DialAttempt,
+    QueueCall,
+)
 from telephonist.core.storage import Store
 from telephonist.reports import periods
 from telephonist.reports.kpi import Period, ReportError
@@ -51,7 +57,7 @@ async def campaigns(
         for lo, hi, offset in periods.offset_spans(start, end, zone):
             when = periods.slot(da.started_at, offset, period.interval)
             dialled = and_(da.started_at >= lo, da.started_at < hi, da.campaign_id.in_(wanted))
-            visit = and_(qc.callid == literal("dial-") + cast(da.id, String),
+            visit = and_(qc.callid == literal(DIALER_CALL_PREFIX) + cast(da.id, String),
                          qc.kind == "outbound")  # fmt: skip
             stmt = (
                 select(da.campaign_id, when, func.count(),

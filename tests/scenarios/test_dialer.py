@@ -6,11 +6,13 @@ what Asterisk did."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import os
 import signal
 import wave
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -309,6 +311,51 @@ async def test_preview_the_agent_sees_the_lead_then_is_connected_first(
     assert invites_seen(seen) == {"12125550111": "12125550100"}
 
 
+def sim_campaign(settings: Settings, tmp_path: Path, name: str, n: int) -> None:
+    """A list ``name`` of ``n`` generated US leads and a predictive campaign ``name`` over it
+    to simq (the simulated agents) through the callees trunk, in calling hours all day: one
+    attempt each, 20 s of ring, a spoken message."""
+    live.write_contacts(tmp_path / f"{name}.csv", n)
+    cli(settings, "contacts", "import", str(tmp_path / f"{name}.csv"), "--list", name,
+        "--region", "US")  # fmt: skip
+    cli(
+        settings, "campaign", "create", name, "--list", name, "--queue", "simq",
+        "--trunk", "callees", "--mode", "predictive", "--window", "00:00-23:59",
+        "--days", "mon-sun",
+        "--message-text", "Example Test Centre", "--max-attempts", "1", "--ring-seconds", "20",
+    )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def sim_team(
+    settings: Settings, ami: AmiClient, tmp_path: Path, inf: Path, n: int, agents: int,
+    campaign: str,
+) -> AsyncIterator[None]:  # fmt: skip
+    """The callees (answering as the injection file ``inf`` says) and the auto-answer headsets
+    up, agents sim1..sim<agents> logged in, ``campaign`` started. On the way out every call
+    still up is hung up (sipp would not say goodbye once stopped), the phones stop and the
+    agents log out."""
+    callees = AgentPhone(25420, tmp_path, scenario="callee.xml", calls=n, timeout=0,
+                         extra=("-inf", str(inf), "-l", "1000"))  # fmt: skip
+    headsets = AgentPhone(25600, tmp_path, scenario="agent_autoanswer.xml", calls=n, timeout=0,
+                          extra=("-l", "100"))  # fmt: skip
+    team = [f"sim{i}" for i in range(1, agents + 1)]
+    callees.start()
+    headsets.start()
+    try:
+        for agent in team:
+            cli(settings, "agent", "login", agent)
+        cli(settings, "campaign", "start", campaign)
+        yield
+    finally:
+        await ami.send({"Action": "Hangup", "Channel": "/^PJSIP/(callees|30[0-9][0-9])-/"})
+        callees.stop()
+        headsets.stop()
+        for agent in team:
+            await asyncio.to_thread(telephonist, settings.data_dir.parent / "telephonist.toml",
+                                    "agent", "logout", agent)  # fmt: skip
+
+
 async def test_live_run_agrees_with_the_simulator(
     serve: Serve, settings: Settings, store: Store, ami: AmiClient, tmp_path: Path
 ) -> None:
@@ -321,27 +368,9 @@ async def test_live_run_agrees_with_the_simulator(
     minutes = float(os.environ.get("LIVE_RUN_MINUTES", "5"))
     sc = replace(SCENARIOS["LIVE"], hours=minutes / 60)
     n = int(minutes * 60 * 3) + 200  # more than the dialer can place (under 2 calls a second)
-    live.write_contacts(tmp_path / "simleads.csv", n)
-    cli(settings, "contacts", "import", str(tmp_path / "simleads.csv"), "--list", "simleads",
-        "--region", "US")  # fmt: skip
-    cli(
-        settings, "campaign", "create", "simrun", "--list", "simleads", "--queue", "simq",
-        "--trunk", "callees", "--mode", "predictive", "--window", "00:00-23:59",
-        "--days", "mon-sun",
-        "--message-text", "Example Test Centre", "--max-attempts", "1", "--ring-seconds", "20",
-    )  # fmt: skip
+    sim_campaign(settings, tmp_path, "simrun", n)
     inf = live.write_injection(tmp_path / "callees.csv", sc, 0, n)
-    callees = AgentPhone(25420, tmp_path, scenario="callee.xml", calls=n, timeout=0,
-                         extra=("-inf", str(inf), "-l", "1000"))  # fmt: skip
-    headsets = AgentPhone(25600, tmp_path, scenario="agent_autoanswer.xml", calls=n, timeout=0,
-                          extra=("-l", "100"))  # fmt: skip
-    agents = [f"sim{i}" for i in range(1, sc.agents + 1)]
-    callees.start()
-    headsets.start()
-    try:
-        for agent in agents:
-            cli(settings, "agent", "login", agent)
-        cli(settings, "campaign", "start", "simrun")
+    async with sim_team(settings, ami, tmp_path, inf, n, sc.agents, "simrun"):
 
         async def first_call() -> datetime | None:  # this campaign's (not another's)
             async with store.sessions() as s:
@@ -360,14 +389,6 @@ async def test_live_run_agrees_with_the_simulator(
         await asyncio.sleep(25)  # calls answered before the end get their outcome
         stats = json.loads(cli(settings, "campaign", "stats", "simrun", "--json"))
         cli(settings, "campaign", "stop", "simrun")
-    finally:
-        # Calls still up end now (sipp would not say goodbye once stopped).
-        await ami.send({"Action": "Hangup", "Channel": "/^PJSIP/(callees|30[0-9][0-9])-/"})
-        callees.stop()
-        headsets.stop()
-        for agent in agents:
-            await asyncio.to_thread(telephonist, settings.data_dir.parent / "telephonist.toml",
-                                    "agent", "logout", agent)  # fmt: skip
     measured = await live.measure(store, "simrun", start, end, sc.agents)
     sims = live.simulated(sc, "predictive", list(range(10)))
     report = live.compare(measured, sims[0], sims)  # the callees followed seed 0's leads
@@ -686,28 +707,15 @@ async def test_a_team_break_abandons_only_the_calls_in_flight_and_the_day_stays_
     minutes. Every abandoned call heard the message within 2 s of its answer -- stored, and
     by Asterisk's own events -- none was abandoned outside the break, and the campaign's
     abandon rate at the end is under its cap."""
-    agents = [f"sim{i}" for i in range(1, 9)]
+    team = 8
     n = 900  # more than the run can place
-    live.write_contacts(tmp_path / "breakleads.csv", n)
-    cli(settings, "contacts", "import", str(tmp_path / "breakleads.csv"), "--list", "brk",
-        "--region", "US")  # fmt: skip
-    cli(
-        settings, "campaign", "create", "brk", "--list", "brk", "--queue", "simq",
-        "--trunk", "callees", "--mode", "predictive", "--window", "00:00-23:59",
-        "--days", "mon-sun",
-        "--message-text", "Example Test Centre", "--max-attempts", "1", "--ring-seconds", "20",
-    )  # fmt: skip
+    sim_campaign(settings, tmp_path, "brk", n)
     rng = np.random.default_rng(14)
     rings = rng.uniform(2_000, 4_000, n).astype(int)
     talks = (2_000 + rng.exponential(4_000, n)).astype(int)
     inf = tmp_path / "answer-all.csv"
     script = "".join(f"{live.LIVE};{r};{t}\n" for r, t in zip(rings, talks, strict=True))
     inf.write_text("SEQUENTIAL\n" + script)
-    callees = AgentPhone(25420, tmp_path, scenario="callee.xml", calls=n, timeout=0,
-                         extra=("-inf", str(inf), "-l", "1000"))  # fmt: skip
-    headsets = AgentPhone(25600, tmp_path, scenario="agent_autoanswer.xml", calls=n, timeout=0,
-                          extra=("-l", "100"))  # fmt: skip
-    config = settings.data_dir.parent / "telephonist.toml"
 
     async def attempts() -> list[DialAttempt]:
         async with store.sessions() as s:
@@ -735,16 +743,11 @@ async def test_a_team_break_abandons_only_the_calls_in_flight_and_the_day_stays_
         replies = await asyncio.gather(*(
             ami.send({"Action": "QueuePause", "Queue": "simq", "Interface": f"PJSIP/30{i:02d}",
                       "Paused": "true" if paused else "false", "Reason": "briefing"})
-            for i in range(1, len(agents) + 1)
+            for i in range(1, team + 1)
         ))  # fmt: skip
         assert all(r.get("Response") == "Success" for r in replies), replies
 
-    callees.start()
-    headsets.start()
-    try:
-        for agent in agents:
-            cli(settings, "agent", "login", agent)
-        cli(settings, "campaign", "start", "brk")
+    async with sim_team(settings, ami, tmp_path, inf, n, team, "brk"):
         await asyncio.sleep(25)  # the pacing learns the list and the team is busy
         ringing = await until(just_launched, 60, "two calls just launched", every=0.1)
         break_from = datetime.now(UTC)
@@ -757,13 +760,6 @@ async def test_a_team_break_abandons_only_the_calls_in_flight_and_the_day_stays_
         await asyncio.sleep(20)  # the calls up now end and get their outcome
         stats = json.loads(cli(settings, "campaign", "stats", "brk", "--json"))
         cli(settings, "campaign", "stop", "brk")
-    finally:
-        # Calls still up end now (sipp would not say goodbye once stopped).
-        await ami.send({"Action": "Hangup", "Channel": "/^PJSIP/(callees|30[0-9][0-9])-/"})
-        callees.stop()
-        headsets.stop()
-        for agent in agents:
-            await asyncio.to_thread(telephonist, config, "agent", "logout", agent)
     rows = await attempts()
     abandoned = sorted((a for a in rows if a.outcome == "abandoned"), key=lambda a: a.id or 0)
     answered = [a for a in rows if a.outcome == "answered"]
