@@ -299,12 +299,6 @@ class Predictive:
         # in flight for them, cannot be abandoned (the normal approximation below does not
         # know that at most n calls bring n answers, and a small team would wait for nothing).
         floor = max(0, min(obs.lines_free, int(idle) - len(obs.ringing_ms) - obs.waiting))
-        if self.model is None and self._outcomes_seen == 0 and obs.live_today == 0:
-            # Nothing known of the list yet (the day's first calls ring): one call per free
-            # agent. Seen live: with 8 calls ringing for 8 idle agents and no outcome yet, the
-            # prior's 20 % made it place 2 more, and a list that answered every call abandoned
-            # both.
-            return floor
         h = HORIZONS_MS.astype(np.float64)[:, None]  # (H, 1)
         # Agents free by each horizon: talking ones finish talk then wrap (mean wrap-up).
         talk_e = elapsed[states == TALK][None, :]
@@ -357,6 +351,13 @@ class Predictive:
         live = coming_mean[:, None] + ns * q_new[:, None]
         ok = np.all(excess <= target * np.maximum(live, 1.0), axis=0)
         allowed = np.nonzero(ok)[0]
+        if self.model is None and self._outcomes_seen == 0 and obs.live_today == 0:
+            # Nothing known of the list yet (the day's first calls ring): one call per free
+            # agent. Seen live: with 8 calls ringing for 8 idle agents and no outcome yet, the
+            # prior's 20 % made it place 2 more, and a list that answered every call abandoned
+            # both. (Decided after the plan: the plan's budget keeps its day marks from the
+            # first call on.)
+            return floor
         return max(floor, int(allowed.max()) if allowed.size else 0)
 
     def _ends_by(
