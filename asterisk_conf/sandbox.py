@@ -128,6 +128,13 @@ class Sandbox:
             )
         if not (tmp / "usr/sbin/asterisk").exists():
             raise SandboxError(f"the built root filesystem has no /usr/sbin/asterisk ({tmp})")
+        # On disk before it is marked ready: a crash cannot leave a half-written tree marked
+        # built, and its ~340 MB of dirty pages are not written back while the PBX and serve
+        # start (on a fresh CI machine, serve's first call right after a build stalled ~16 s
+        # between answer and first prompt; the kernel throttling writers during that
+        # write-back is the likely cause).
+        log("writing the root filesystem to disk ...")
+        os.sync()
         (tmp / READY_MARK).write_text(
             time.strftime("%F %T\n") + "packages: " + " ".join(PACKAGES) + "\n"
         )

@@ -181,7 +181,7 @@ class CallbackService:
         (tries younger than ``grace`` seconds are left alone). Returns how many."""
         channels = await list_channels(self.ami, "Channel")
         if self.queue_log is not None:
-            await self.queue_log.ingest_once()  # after listing: see the module's docstring
+            await self.queue_log.catch_up()  # after listing: see the module's docstring
         fixed = 0
         async with self.store.unit_of_work() as uow:
             rows = (

@@ -21,8 +21,14 @@ from telephonist.core.storage import Store, UnitOfWork
 
 log = logging.getLogger("telephonist.logtail")
 
-CHUNK = 4 << 20
-"""At most this many bytes per read (and per transaction)."""
+CHUNK = 1 << 20
+"""At most this many bytes per read."""
+
+BATCH = 500
+"""At most this many lines per transaction. A backlog (a first start beside a year of
+queue_log, serve down for a day) is read batch after batch without waiting, and other
+writers (a call's record, a callback) get the database between batches: one 4-MB
+transaction held SQLite's write lock for 25 s and stalled the event loop for 5 s."""
 
 
 class LogIngester:
@@ -35,6 +41,8 @@ class LogIngester:
         self.store = store
         self.interval = interval
         self._lock = asyncio.Lock()
+        self.behind = False
+        """The last read stopped before the end of the file (more complete lines wait)."""
 
     async def run(self) -> None:
         while True:
@@ -42,7 +50,11 @@ class LogIngester:
                 await self.ingest_once()
             except OSError as exc:
                 log.warning("%s %s not read: %s", self.what, self.path, exc)
-            await retry_after(self.interval)
+                self.behind = False
+            if self.behind:
+                await asyncio.sleep(0)  # the next batch at once; other tasks run first
+            else:
+                await retry_after(self.interval)
 
     async def ingest_once(self) -> int:
         """Handle the lines added since the last call; returns what :meth:`handle` counted."""
@@ -63,16 +75,38 @@ class LogIngester:
                     uow.session.add(position)
                 if position.inode != stat.st_ino or position.offset > stat.st_size:
                     position.inode, position.offset = stat.st_ino, 0  # rotated or truncated
+                self.behind = False
                 if position.offset == stat.st_size:
                     return 0
                 chunk = await asyncio.to_thread(_read_from, self.path, position.offset)
-                complete = chunk[: chunk.rfind(b"\n") + 1]
+                complete = _first_lines(chunk, BATCH)
                 position.offset += len(complete)
+                self.behind = bool(complete) and position.offset < stat.st_size
                 lines = complete.decode(errors="replace").splitlines()
                 return await self.handle(uow, lines) if lines else 0
 
+    async def catch_up(self) -> int:
+        """Read to the end of the file as it is now, batch after batch (a reconciliation
+        that must know every line written before it listed the channels)."""
+        total = await self.ingest_once()
+        while self.behind:
+            await asyncio.sleep(0)
+            total += await self.ingest_once()
+        return total
+
     async def handle(self, uow: UnitOfWork, lines: list[str]) -> int:
         raise NotImplementedError
+
+
+def _first_lines(chunk: bytes, limit: int) -> bytes:
+    """The first ``limit`` complete lines of ``chunk`` (a half-written last one excluded)."""
+    end = 0
+    for _ in range(limit):
+        nl = chunk.find(b"\n", end)
+        if nl < 0:
+            break
+        end = nl + 1
+    return chunk[:end]
 
 
 def _read_from(path: Path, offset: int, limit: int = CHUNK) -> bytes:

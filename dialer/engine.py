@@ -146,7 +146,7 @@ class DialerService:
         rules. Returns how many were closed."""
         live = set(await list_channels(self.ami, "Uniqueid"))
         if self.queue_log is not None:
-            await self.queue_log.ingest_once()  # after listing (see callbacks/service.py)
+            await self.queue_log.catch_up()  # after listing (see callbacks/service.py)
         now = datetime.now(UTC)
         closed = 0
         async with self.store.unit_of_work() as uow:

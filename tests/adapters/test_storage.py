@@ -121,3 +121,56 @@ async def test_old_rows_are_pruned_and_undelivered_events_never(store: Store) ->
         lines = (await s.execute(select(func.count()).select_from(QueueLogEntry))).scalar_one()
     assert topics == {"t/old-unsent", "t/recent"} and steps == 1 and lines == 2
     assert await pruner.prune(now) == {"outbox": 0, "ivr_steps": 0}  # nothing twice
+
+
+async def test_a_queue_log_backlog_is_read_in_batches_that_let_other_writers_in(
+    store: Store, tmp_path: Path
+) -> None:
+    """A first start beside a long queue_log: each transaction holds at most BATCH lines
+    (one 4-MB transaction once held SQLite's write lock for 25 s), the loop reads the next
+    batch at once instead of waiting its interval, and a call record written meanwhile is
+    not made to wait for the whole backlog."""
+    import asyncio
+
+    from telephonist.acd.queue_log import QueueLogIngester
+    from telephonist.core import logtail
+    from telephonist.core.models import QueueLogEntry
+
+    n = 3 * logtail.BATCH + 7
+    path = tmp_path / "queue_log"
+    path.write_text(
+        "".join(f"{1795337000 + i}|c{i}|sales|NONE|ENTERQUEUE||555{i:04d}|1\n" for i in range(n))
+        + "1795339999|cx|sales|NONE|ABAN"  # a half-written last line
+    )
+    ingester = QueueLogIngester(path, store, interval=3600)  # only a backlog may go on at once
+    assert await ingester.ingest_once() == logtail.BATCH and ingester.behind
+
+    counts: list[int] = []
+
+    async def count() -> int:
+        async with store.sessions() as s:
+            return len((await s.execute(select(QueueLogEntry.id))).all())  # type: ignore[call-overload]
+
+    async def writer() -> None:  # another loop's write, between two batches
+        while len(counts) < 2:
+            async with store.unit_of_work() as uow:
+                uow.session.add(Call(channel_id=f"w{len(counts)}", line="l", route="demo"))
+            counts.append(await count())
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ingester.run())
+    try:
+        await asyncio.wait_for(writer(), 10)
+        for _ in range(200):
+            if await count() == n:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert await count() == n and not ingester.behind  # the half line still waits
+    assert counts[0] < n  # the call record was written while the backlog was being read
+    assert await ingester.catch_up() == 0
+    with path.open("a") as fh:
+        fh.write("DON|1|1|4\n")
+    assert await ingester.catch_up() == 1

@@ -29,11 +29,14 @@ async def test_a_failing_loop_is_restarted_and_the_others_go_on(
 ) -> None:
     sup = Supervisor(base=0.01, cap=0.02, healthy_after=60)
     starts = {"bad": 0, "good": 0}
+    raised = 0
     ticks = 0
 
     async def bad() -> None:
+        nonlocal raised
         starts["bad"] += 1
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the cancel may arrive here: that start is not a failure
+        raised += 1
         raise UnicodeDecodeError("utf-8", b"\xe9", 0, 1, "invalid continuation byte")
 
     async def good() -> None:
@@ -51,13 +54,14 @@ async def test_a_failing_loop_is_restarted_and_the_others_go_on(
         # Until enough restarts and ticks are seen (a loaded machine is slower), 5 s at most.
         for _ in range(500):
             await asyncio.sleep(0.01)
-            if starts["bad"] >= 5 and ticks > 10:
+            if raised >= 5 and ticks > 10:
                 break
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
     assert starts["bad"] >= 5 and starts["good"] == 1 and ticks > 10
-    assert failures("bad-test") - before == starts["bad"]
+    # Every raise is counted once; a run cut short by the cancel is not a failure.
+    assert failures("bad-test") - before == raised >= 5 and starts["bad"] - raised in (0, 1)
     health = {h.name: h for h in sup.loops}
     assert health["bad-test"].degraded and not health["good-test"].degraded
     shown = health["bad-test"].as_dict()
