@@ -31,14 +31,22 @@ SMTP_PORT = 28825
 
 
 SERVE_LOG = pytest.StashKey[Serve]()
+PBX_LOG = pytest.StashKey[tuple[Path, int]]()
+"""Asterisk's full.log and where the test's lines begin in it."""
+
+
+QUIET_DEBUG = (" DEBUG aiosqlite:", " DEBUG asyncio:", " DEBUG alembic", " DEBUG sqlalchemy")
+"""Debug lines of libraries, left out of a failure's report (thousands per test)."""
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failed scenario test shows what serve logged during it (INFO and above, the last
-    200 lines): a failure seen once in CI can be understood from its report alone."""
+    """A failed scenario test shows what serve logged during it (telephonist's own lines,
+    DEBUG included: the ARI events its controllers saw, the last 200 lines) and what
+    Asterisk wrote to its full log meanwhile (every dialplan step and prompt, with the
+    millisecond): a failure seen once in CI can be understood from its report alone."""
     report = yield
     serve = item.stash.get(SERVE_LOG, None)
     if report.failed and serve is not None:
@@ -47,9 +55,15 @@ def pytest_runtest_makereport(
             for line in serve.log_path.read_bytes()[serve.log_start :]
             .decode(errors="replace")
             .splitlines()
-            if " DEBUG " not in line
+            if not any(q in line for q in QUIET_DEBUG)
         ]
         report.sections.append(("serve log during the test", "\n".join(lines[-200:])))
+        pbx_log, start = item.stash.get(PBX_LOG, (None, 0))
+        if pbx_log is not None and pbx_log.exists():
+            with pbx_log.open("rb") as f:
+                f.seek(start)
+                text = f.read().decode(errors="replace").splitlines()
+            report.sections.append(("asterisk full.log during the test", "\n".join(text[-150:])))
     return report
 
 
@@ -147,6 +161,8 @@ def serve(
 ) -> Iterator[Serve]:
     if broker.proc is None:
         broker.start()
+    full_log = pbx.log_file
+    request.node.stash[PBX_LOG] = (full_log, full_log.stat().st_size if full_log.exists() else 0)
     s = Serve(config_file, HTTP_PORT, workdir / "serve.log")
     s.start()
     request.node.stash[SERVE_LOG] = s
