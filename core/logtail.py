@@ -1,7 +1,7 @@
 """Ingest a log file Asterisk appends to (queue_log, channel events), exactly once.
 
 Every ``interval`` seconds the complete lines added since the last read are handed to
-:meth:`LogIngester.handle` inside one transaction, together with the new file position
+:meth:`LogIngester.handle`, :data:`BATCH` lines per transaction, together with the new file position
 (``queue_log_position`` rows, one per path): a restart neither loses nor repeats a line, and
 lines written while serve was down are read when it is back. A rotated (new inode) or
 truncated file is read from the start; a half-written last line waits for the next read.
@@ -20,9 +20,6 @@ from telephonist.core.models import QueueLogPosition
 from telephonist.core.storage import Store, UnitOfWork
 
 log = logging.getLogger("telephonist.logtail")
-
-CHUNK = 1 << 20
-"""At most this many bytes per read."""
 
 BATCH = 500
 """At most this many lines per transaction. A backlog (a first start beside a year of
@@ -47,14 +44,11 @@ class LogIngester:
     async def run(self) -> None:
         while True:
             try:
-                await self.ingest_once()
+                await self.catch_up()
             except OSError as exc:
                 log.warning("%s %s not read: %s", self.what, self.path, exc)
                 self.behind = False
-            if self.behind:
-                await asyncio.sleep(0)  # the next batch at once; other tasks run first
-            else:
-                await retry_after(self.interval)
+            await retry_after(self.interval)
 
     async def ingest_once(self) -> int:
         """Handle the lines added since the last call; returns what :meth:`handle` counted."""
@@ -78,8 +72,7 @@ class LogIngester:
                 self.behind = False
                 if position.offset == stat.st_size:
                     return 0
-                chunk = await asyncio.to_thread(_read_from, self.path, position.offset)
-                complete = _first_lines(chunk, BATCH)
+                complete = await asyncio.to_thread(_read_lines, self.path, position.offset, BATCH)
                 position.offset += len(complete)
                 self.behind = bool(complete) and position.offset < stat.st_size
                 lines = complete.decode(errors="replace").splitlines()
@@ -90,7 +83,7 @@ class LogIngester:
         that must know every line written before it listed the channels)."""
         total = await self.ingest_once()
         while self.behind:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the next batch at once; other tasks run first
             total += await self.ingest_once()
         return total
 
@@ -98,21 +91,18 @@ class LogIngester:
         raise NotImplementedError
 
 
-def _first_lines(chunk: bytes, limit: int) -> bytes:
-    """The first ``limit`` complete lines of ``chunk`` (a half-written last one excluded)."""
-    end = 0
-    for _ in range(limit):
-        nl = chunk.find(b"\n", end)
-        if nl < 0:
-            break
-        end = nl + 1
-    return chunk[:end]
-
-
-def _read_from(path: Path, offset: int, limit: int = CHUNK) -> bytes:
+def _read_lines(path: Path, offset: int, limit: int) -> bytes:
+    """The first ``limit`` complete lines from ``offset`` (a half-written last one is left
+    for the next read); reads only as far as they go."""
+    out: list[bytes] = []
     with path.open("rb") as fh:
         fh.seek(offset)
-        return fh.read(limit)
+        for _ in range(limit):
+            line = fh.readline()
+            if not line.endswith(b"\n"):
+                break
+            out.append(line)
+    return b"".join(out)
 
 
 __all__ = ["LogIngester"]
