@@ -381,12 +381,26 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie child (we started it in this process) counts as gone.
+    # A zombie (it exited; its parent, maybe this process, has not collected it yet) counts
+    # as gone, but only once every thread has: a killed Asterisk's main thread is a zombie
+    # at once while its hundreds of other threads still run down, holding its sockets (a
+    # restart right after a SIGKILL then found the AMI port still in use).
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return False
+    except OSError:
         return True
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                if fh.read().split(") ", 1)[1][0] != "Z":
+                    return True
+        except FileNotFoundError:
+            continue  # that thread has just gone
+        except (OSError, IndexError):
+            return True
+    return False
 
 
 def _signal(pid: int, sig: int) -> None:

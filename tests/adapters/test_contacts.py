@@ -230,6 +230,7 @@ async def test_a_large_import_never_holds_the_write_lock_long(tmp_path: Path) ->
     f = tmp_path / "big.csv"
     write_list(f, 20_000)
     waits: list[float] = []
+    done_at: list[float] = []  # when each small write committed
     stop = threading.Event()
 
     def writer() -> None:
@@ -240,20 +241,26 @@ async def test_a_large_import_never_holds_the_write_lock_long(tmp_path: Path) ->
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("INSERT INTO probe VALUES (?)", (started,))
             conn.execute("COMMIT")
-            waits.append(time.perf_counter() - started)
+            done_at.append(time.perf_counter())
+            waits.append(done_at[-1] - started)
             time.sleep(0.005)
         conn.close()
 
     thread = threading.Thread(target=writer)
     thread.start()
     try:
+        began = time.perf_counter()
         report = await import_file(store, f, "big", region="FR")
+        ended = time.perf_counter()
     finally:
         stop.set()
         thread.join()
         await store.close()
     assert report.imported + report.merged == 19_800 and report.batches >= 40
-    assert len(waits) > 50
+    # The small writes went on while the import ran (the import holding the lock from its
+    # first batch to its last allowed one at most), however fast this machine imports.
+    during = [t for t in done_at if began < t < ended]
+    assert len(during) >= 10, f"{len(during)} small writes in {ended - began:.2f}s of import"
     assert max(waits) < 1.0, f"a small write waited {max(waits):.2f}s"  # was 54 s
 
 

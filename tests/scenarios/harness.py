@@ -117,7 +117,12 @@ class Serve:
             cwd=Path(__file__).parents[2],
         )
         if wait_healthy:
-            self.wait_healthy(30)
+            try:
+                self.wait_healthy(30)
+            except AssertionError:
+                # Never left running: the next test's serve would find its ports taken.
+                self.kill()
+                raise
 
     def health(self) -> dict[str, Any] | None:
         try:
