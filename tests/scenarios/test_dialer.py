@@ -769,8 +769,16 @@ async def test_a_team_break_abandons_only_the_calls_in_flight_and_the_day_stays_
     for a in abandoned:
         print(f"  abandoned: attempt {a.id} started {a.started_at:%H:%M:%S.%f} answered "
               f"{a.answered_at:%H:%M:%S.%f}, message after {a.message_after} s")  # fmt: skip
-    # The calls ringing when the team went were all abandoned, and the campaign went on.
-    assert {a.id for a in ringing} <= {a.id for a in abandoned}, [a.id for a in ringing]
+    # The calls ringing when the team went were all abandoned, and the campaign went on. The
+    # snapshot is up to a second old (an answer is stored from the queue_log): a call Asterisk
+    # had answered before the pause took an agent, rightly (seen: answered 0.17 s before it).
+    final = {a.id: a for a in rows}
+    in_flight = [
+        final[a.id] for a in ringing
+        if (at := final[a.id].answered_at) is None or as_utc(at) > break_from
+    ]  # fmt: skip
+    assert len(in_flight) >= 2, [(a.id, a.answered_at) for a in ringing]
+    assert {a.id for a in in_flight} <= {a.id for a in abandoned}, [a.id for a in in_flight]
     assert len(answered) >= 80, stats
     for a in abandoned:
         assert a.answered_at is not None
