@@ -312,18 +312,19 @@ class Sandbox:
             _signal(pid, signal.SIGKILL)
             while _alive(pid):
                 await asyncio.sleep(0.1)
-        self._reap()
+        await self._reap()
         self.pid_file.unlink(missing_ok=True)
         return True
 
-    def _reap(self) -> None:
-        """Collect our own child's exit status (no zombie, no ResourceWarning)."""
-        if self._proc is not None:
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            self._proc = None
+    async def _reap(self, timeout: float = 5.0) -> None:
+        """Collect our own child's exit status (no zombie, no ResourceWarning),
+        polling so that the event loop is never blocked while it goes."""
+        if self._proc is None:
+            return
+        deadline = time.monotonic() + timeout
+        while self._proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self._proc = None
 
     async def status(self) -> Status:
         pid = self._read_pid()
