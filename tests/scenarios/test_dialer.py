@@ -22,10 +22,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from telephonist.acd.agents import interface
 from telephonist.asterisk_conf.render import agent_password
 from telephonist.asterisk_conf.sandbox import Sandbox
 from telephonist.bench import dialer_live as live
 from telephonist.core.ami import AmiClient, AmiError
+from telephonist.core.centre import load_centre
 from telephonist.core.models import (
     Call,
     Campaign,
@@ -326,6 +328,11 @@ def sim_campaign(settings: Settings, tmp_path: Path, name: str, n: int) -> None:
     )  # fmt: skip
 
 
+def sim_agents(n: int) -> list[str]:
+    """The simulated agents of the centre file (one auto-answer headset serves them all)."""
+    return [f"sim{i}" for i in range(1, n + 1)]
+
+
 @contextlib.asynccontextmanager
 async def sim_team(
     settings: Settings, ami: AmiClient, tmp_path: Path, inf: Path, n: int, agents: int,
@@ -339,7 +346,7 @@ async def sim_team(
                          extra=("-inf", str(inf), "-l", "1000"))  # fmt: skip
     headsets = AgentPhone(25600, tmp_path, scenario="agent_autoanswer.xml", calls=n, timeout=0,
                           extra=("-l", "100"))  # fmt: skip
-    team = [f"sim{i}" for i in range(1, agents + 1)]
+    team = sim_agents(agents)
     callees.start()
     headsets.start()
     try:
@@ -738,12 +745,16 @@ async def test_a_team_break_abandons_only_the_calls_in_flight_and_the_day_stays_
         fresh = [a for a in rows if (now - as_utc(a.started_at)).total_seconds() < 1.0]
         return rows if len(fresh) >= 2 and len(rows) <= 3 else None
 
+    centre = load_centre(settings.centre_file)
+    members = [interface(a) for a in centre.agents if a.id in sim_agents(team)]
+    assert len(members) == team, members
+
     async def queue_paused(paused: bool) -> None:
         """Every member of simq paused (or back) at once, as a supervisor's panel does."""
         replies = await asyncio.gather(*(
-            ami.send({"Action": "QueuePause", "Queue": "simq", "Interface": f"PJSIP/30{i:02d}",
+            ami.send({"Action": "QueuePause", "Queue": "simq", "Interface": member,
                       "Paused": "true" if paused else "false", "Reason": "briefing"})
-            for i in range(1, team + 1)
+            for member in members
         ))  # fmt: skip
         assert all(r.get("Response") == "Success" for r in replies), replies
 
