@@ -328,34 +328,34 @@ def sim_campaign(settings: Settings, tmp_path: Path, name: str, n: int) -> None:
     )  # fmt: skip
 
 
-def sim_agents(n: int) -> list[str]:
-    """The simulated agents of the centre file (one auto-answer headset serves them all)."""
-    return [f"sim{i}" for i in range(1, n + 1)]
-
-
 @contextlib.asynccontextmanager
 async def sim_team(
     settings: Settings, ami: AmiClient, tmp_path: Path, inf: Path, n: int, agents: int,
     campaign: str,
-) -> AsyncIterator[None]:  # fmt: skip
+) -> AsyncIterator[list[str]]:  # fmt: skip
     """The callees (answering as the injection file ``inf`` says) and the auto-answer headsets
-    up, agents sim1..sim<agents> logged in, ``campaign`` started. On the way out every call
+    up, agents sim1..sim<agents> of the centre file logged in, ``campaign`` started; yields
+    the team's queue member interfaces (as the ACD names them). On the way out every call
     still up is hung up (sipp would not say goodbye once stopped), the phones stop and the
     agents log out."""
     callees = AgentPhone(25420, tmp_path, scenario="callee.xml", calls=n, timeout=0,
                          extra=("-inf", str(inf), "-l", "1000"))  # fmt: skip
     headsets = AgentPhone(25600, tmp_path, scenario="agent_autoanswer.xml", calls=n, timeout=0,
                           extra=("-l", "100"))  # fmt: skip
-    team = sim_agents(agents)
+    team = [f"sim{i}" for i in range(1, agents + 1)]
+    centre = load_centre(settings.centre_file)
+    members = [interface(agent) for agent in map(centre.agent, team) if agent is not None]
+    assert len(members) == agents, f"the centre file has {len(members)} of {team}"
     callees.start()
     headsets.start()
     try:
         for agent in team:
             cli(settings, "agent", "login", agent)
         cli(settings, "campaign", "start", campaign)
-        yield
+        yield members
     finally:
-        await ami.send({"Action": "Hangup", "Channel": "/^PJSIP/(callees|30[0-9][0-9])-/"})
+        lines = "|".join(["PJSIP/callees", *members])
+        await ami.send({"Action": "Hangup", "Channel": f"/^({lines})-/"})
         callees.stop()
         headsets.stop()
         for agent in team:
@@ -745,11 +745,7 @@ async def test_a_team_break_abandons_only_the_calls_in_flight_and_the_day_stays_
         fresh = [a for a in rows if (now - as_utc(a.started_at)).total_seconds() < 1.0]
         return rows if len(fresh) >= 2 and len(rows) <= 3 else None
 
-    centre = load_centre(settings.centre_file)
-    members = [interface(a) for a in centre.agents if a.id in sim_agents(team)]
-    assert len(members) == team, members
-
-    async def queue_paused(paused: bool) -> None:
+    async def queue_paused(members: list[str], paused: bool) -> None:
         """Every member of simq paused (or back) at once, as a supervisor's panel does."""
         replies = await asyncio.gather(*(
             ami.send({"Action": "QueuePause", "Queue": "simq", "Interface": member,
@@ -758,14 +754,14 @@ async def test_a_team_break_abandons_only_the_calls_in_flight_and_the_day_stays_
         ))  # fmt: skip
         assert all(r.get("Response") == "Success" for r in replies), replies
 
-    async with sim_team(settings, ami, tmp_path, inf, n, team, "brk"):
+    async with sim_team(settings, ami, tmp_path, inf, n, team, "brk") as members:
         await asyncio.sleep(25)  # the pacing learns the list and the team is busy
         ringing = await until(just_launched, 60, "two calls just launched", every=0.1)
         break_from = datetime.now(UTC)
-        await queue_paused(True)
+        await queue_paused(members, True)
         await asyncio.sleep(10)
         break_to = datetime.now(UTC)
-        await queue_paused(False)
+        await queue_paused(members, False)
         await asyncio.sleep(240)
         cli(settings, "campaign", "pause", "brk")
         await asyncio.sleep(20)  # the calls up now end and get their outcome
