@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlmodel import col
 
-from telephonist.core.models import Call, OutboxEvent
+from telephonist.core.models import Call, OutboxEvent, PbxCall
 from telephonist.core.storage import Store
 
 
@@ -174,3 +175,120 @@ async def test_a_queue_log_backlog_is_read_in_batches_that_let_other_writers_in(
     with path.open("a") as fh:
         fh.write("DON|1|1|4\n")
     assert await ingester.catch_up() == 1
+
+
+async def _half_read_insert(store: Store) -> tuple[object, object]:
+    """A connection of the pool mid-way through an ``INSERT ... RETURNING``: the statement
+    has run (its write transaction is open) and its rows are not fetched yet, as when a
+    task is cancelled between the two awaits of a flush."""
+    conn = await store.engine.connect()
+    raw = await conn.get_raw_connection()
+    cursor = await raw.driver_connection.execute(  # type: ignore[union-attr]
+        "INSERT INTO outbox (topic, payload, created_at) VALUES ('t/x', '{}', '2026-01-01') "
+        "RETURNING id"
+    )
+    return conn, cursor
+
+
+@pytest.mark.parametrize("closed_by", ["graceful close", "forced stop"])
+async def test_a_connection_closed_mid_statement_leaves_no_write_lock(
+    tmp_path: Path, closed_by: str
+) -> None:
+    """SQLite's close keeps a half-read statement's transaction, and its write lock, until
+    the statement is freed: the next writer waited its whole busy timeout (30 s) and serve's
+    stop during a CEL backlog overran its grace (exit 70). Both ways SQLAlchemy closes an
+    aiosqlite connection (its graceful close, and the forced stop when that is cancelled)
+    roll back first. The cursor is kept alive here, as the cancelled task's traceback
+    kept it in serve."""
+    import asyncio
+
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
+    await store.migrate()
+    try:
+        conn, cursor = await _half_read_insert(store)
+        raw = await conn.get_raw_connection()  # type: ignore[attr-defined]
+        driver = raw.driver_connection
+        if closed_by == "graceful close":
+            await conn.invalidate()  # type: ignore[attr-defined]  # the pool terminates it
+        else:
+            stopped = driver.stop()
+            assert stopped is not None
+            await asyncio.wait_for(stopped, 5)
+            await conn.invalidate()  # type: ignore[attr-defined]
+        assert driver._connection is None  # closed
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with asyncio.timeout(5):
+            async with store.unit_of_work() as uow:
+                uow.emit("test", "after", {})
+        assert loop.time() - started < 1.0
+        assert [e.topic for e in await store.pending_events()] == ["telephonist/node/test/after"]
+        del cursor
+    finally:
+        await store.close()
+
+
+async def test_a_cel_backlog_cancelled_anywhere_never_holds_up_the_next_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop that overran on CI: serve cancelled while it read a long CEL file, the
+    publisher's ``mark_sent`` waiting meanwhile on another connection. The ingest (batches
+    of 100 lines, about 0.2 s each) is cancelled at 30 moments spread over its batches.
+    Each time, the waiting writer gets the database within a second (it used to wait 30 s
+    for a lock the cancelled connection kept), and the lines stored are whole batches."""
+    import asyncio
+    import json
+    import random
+
+    from telephonist.core import logtail
+    from telephonist.core.cel import CelIngester
+    from telephonist.core.models import CelEvent, QueueLogPosition
+
+    monkeypatch.setattr(logtail, "BATCH", 100)
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
+    await store.migrate()
+    path = tmp_path / "cel.json"
+    t = 1796326720.0
+    with path.open("w") as fh:
+        for i in range(1500):
+            for ev in ("CHAN_START", "ANSWER", "HANGUP", "LINKEDID_END"):
+                t += 0.01
+                fh.write(json.dumps({
+                    "eventtype": ev, "eventtime": f"{t:.6f}", "num": "5550100",
+                    "channame": f"PJSIP/callees-{i:08x}", "uniqueid": f"d-{i}",
+                    "linkedid": f"d-{i}", "exten": "s", "context": "from-callers",
+                }) + "\n")  # fmt: skip
+    async with store.unit_of_work() as uow:
+        uow.emit("test", "sent-later", {})
+    [pending] = await store.pending_events()
+    assert pending.id is not None
+    rng = random.Random(7)
+    loop = asyncio.get_running_loop()
+    slow = []
+    try:
+        for _ in range(30):
+            ingester = CelIngester(path, store, interval=3600)
+            task = asyncio.create_task(ingester.catch_up())
+            await asyncio.sleep(rng.uniform(0.0, 0.4))
+            writer = asyncio.create_task(store.mark_sent([pending.id]))  # its own connection
+            await asyncio.sleep(rng.uniform(0.0, 0.01))
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            started = loop.time()
+            done, _ = await asyncio.wait({writer}, timeout=5)
+            assert done, "the writer still waited 5 s after the ingest was cancelled"
+            writer.result()
+            if loop.time() - started > 1.0:
+                slow.append(round(loop.time() - started, 2))
+            if task.done() and not task.cancelled() and task.exception() is None:
+                break  # read to the end before the cancel: every line is in
+        assert not slow, f"the writer waited {slow} s after an ingest was cancelled"
+        async with store.sessions() as s:
+            offset = (await s.execute(select(col(QueueLogPosition.offset)))).scalar_one()
+            stored = (await s.execute(select(func.count()).select_from(CelEvent))).scalar_one()
+            recorded = (await s.execute(select(func.count()).select_from(PbxCall))).scalar_one()
+        lines = path.read_bytes()[:offset].count(b"\n")
+        assert lines % logtail.BATCH == 0 or offset == path.stat().st_size  # whole batches
+        assert stored + 4 * recorded == lines  # a call's events go when it is recorded
+    finally:
+        await store.close()

@@ -138,10 +138,13 @@ def broker(workdir: Path) -> Iterator[Broker]:
 def pbx(settings: Settings) -> Iterator[Sandbox]:
     sandbox = Sandbox(settings, load_definitions(settings).centre)
     asyncio.run(sandbox.down())  # a test instance left by an interrupted run
-    # Each test session starts from an empty queue_log and voicemail spool: its database
-    # is new, and lines or messages from an earlier session are not this session's calls.
+    # Each test session starts from an empty queue_log, CEL file and voicemail spool: its
+    # database is new, and lines or messages from an earlier session are not this session's
+    # calls (an earlier run's CEL file was a backlog for the first serve to read, and its
+    # dial-N calls would be recorded in place of this session's own).
     paths = sandbox.paths()
-    sandbox.host_path(paths.log).joinpath("queue_log").unlink(missing_ok=True)
+    for name in ("queue_log", "cel.json"):
+        sandbox.host_path(paths.log).joinpath(name).unlink(missing_ok=True)
     shutil.rmtree(sandbox.host_path(paths.spool) / "voicemail", ignore_errors=True)
     try:
         asyncio.run(sandbox.up())
