@@ -163,3 +163,48 @@ async def test_calls_that_never_ended_are_recorded_when_stale(store: Store) -> N
             await s.execute(select(func.count()).where(col(PbxCall.linkedid) == "old"))
         ).scalar_one()
     assert n == 1
+
+
+async def test_a_backlog_batch_costs_a_few_statements_not_some_per_line(
+    store: Store, tmp_path: Path
+) -> None:
+    """A first start beside months of CEL: a batch of 500 lines (120 calls that end in it,
+    20 that go on) is one insert of the 20 events kept, three queries for the 120 calls and
+    one insert of their records, not a statement or more per line (1,128 statements, 2 ms
+    a line, before). Each record's ``calls/recorded`` event is still written with it."""
+    from sqlalchemy import event
+
+    from telephonist.core import logtail
+
+    t0 = time.time() - 3600
+    lines = []
+    for i in range(140):
+        names = ("CHAN_START", "ANSWER", "HANGUP", "LINKEDID_END") if i < 120 else ("CHAN_START",)
+        for k, name in enumerate(names):
+            lines.append(_line(name, t0 + i + k / 10, f"PJSIP/c-{i}", f"u{i}", f"u{i}",
+                               extra='{"hangupcause":16}' if name == "HANGUP" else ""))  # fmt: skip
+    assert len(lines) == logtail.BATCH
+    path = tmp_path / "cel.json"
+    path.write_text("\n".join(lines) + "\n")
+    statements: list[str] = []
+
+    def seen(_c: object, _cur: object, statement: str, *_: object) -> None:
+        if not statement.startswith("INSERT INTO outbox"):
+            statements.append(statement.split(" (")[0])
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        assert await cel.CelIngester(path, store).ingest_once() == 500
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", seen)
+    assert len(statements) <= 12, statements
+    rec = await _records(store)
+    assert len(rec) == 120 and rec["u7"].hangup_cause == 16 and rec["u7"].channel == "PJSIP/c-7"
+    async with store.sessions() as s:
+        left = (await s.execute(select(col(CelEvent.linkedid)))).scalars().all()
+        announced = (
+            await s.execute(
+                select(func.count()).where(col(OutboxEvent.topic).endswith("/calls/recorded"))
+            )
+        ).scalar_one()
+    assert sorted(left) == sorted(f"u{i}" for i in range(120, 140)) and announced == 120
