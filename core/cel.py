@@ -245,12 +245,6 @@ def public(call: PbxCall) -> dict[str, object]:
     }  # fmt: skip
 
 
-async def record(uow: UnitOfWork, linkedid: str) -> PbxCall | None:
-    """Build and store the record of one call from its stored events, delete them, and
-    announce it. None when it is already recorded (or nothing is known of it)."""
-    return (await record_many(uow, {linkedid: []})).get(linkedid)
-
-
 RECORD_CHUNK = 500
 """Calls looked up per query when many end at once (a backlog, the stale ones)."""
 
@@ -345,4 +339,4 @@ def sandbox_cel_log(rootfs: Path, instance: str) -> Path:
 
 
 __all__ = ["CAUSES", "CelIngester", "ChannelEvent", "build", "cause_text", "close_stale",
-           "parse_line", "record", "record_many", "sandbox_cel_log"]  # fmt: skip
+           "parse_line", "record_many", "sandbox_cel_log"]  # fmt: skip

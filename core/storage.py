@@ -57,8 +57,7 @@ class _SqliteConnection(aiosqlite.Connection):
 
     async def close(self) -> None:
         if self._running and self._connection is not None:
-            with contextlib.suppress(sqlite3.Error, ValueError):
-                await self._execute(self._connection.rollback)
+            await self._execute(self._rollback_in_thread)
         await super().close()
 
     def stop(self) -> asyncio.Future[Any] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -110,6 +111,14 @@ def _line(event: str, at: float, channel: str, uniqueid: str, linkedid: str, **m
         "uniqueid": uniqueid, "linkedid": linkedid, "peer": more.get("peer", ""),
         "eventextra": more.get("extra", ""),
     })  # fmt: skip
+
+
+def test_a_parsed_event_has_the_fields_of_a_stored_one() -> None:
+    """``ChannelEvent`` (a line as read) and ``CelEvent`` (a stored row) are one record in
+    two forms: a field added to one and not the other would be lost on the way."""
+    assert [f.name for f in fields(cel.ChannelEvent)] == [
+        c for c in CelEvent.model_fields if c != "id"
+    ]
 
 
 def test_hung_up_by_telephonist_and_talk_over_a_transfer() -> None:

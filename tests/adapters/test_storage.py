@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
 from telephonist.core.models import Call, OutboxEvent, PbxCall
@@ -177,17 +179,19 @@ async def test_a_queue_log_backlog_is_read_in_batches_that_let_other_writers_in(
     assert await ingester.catch_up() == 1
 
 
-async def _half_read_insert(store: Store) -> tuple[object, object]:
+async def _half_read_insert(store: Store) -> tuple[AsyncConnection, Any, Any]:
     """A connection of the pool mid-way through an ``INSERT ... RETURNING``: the statement
     has run (its write transaction is open) and its rows are not fetched yet, as when a
-    task is cancelled between the two awaits of a flush."""
+    task is cancelled between the two awaits of a flush. Returns the connection, its
+    aiosqlite connection and the cursor."""
     conn = await store.engine.connect()
-    raw = await conn.get_raw_connection()
-    cursor = await raw.driver_connection.execute(  # type: ignore[union-attr]
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    cursor = await driver.execute(
         "INSERT INTO outbox (topic, payload, created_at) VALUES ('t/x', '{}', '2026-01-01') "
         "RETURNING id"
     )
-    return conn, cursor
+    return conn, driver, cursor
 
 
 @pytest.mark.parametrize("closed_by", ["graceful close", "forced stop"])
@@ -205,16 +209,14 @@ async def test_a_connection_closed_mid_statement_leaves_no_write_lock(
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 't.db'}")
     await store.migrate()
     try:
-        conn, cursor = await _half_read_insert(store)
-        raw = await conn.get_raw_connection()  # type: ignore[attr-defined]
-        driver = raw.driver_connection
+        conn, driver, cursor = await _half_read_insert(store)
         if closed_by == "graceful close":
-            await conn.invalidate()  # type: ignore[attr-defined]  # the pool terminates it
+            await conn.invalidate()  # the pool terminates it
         else:
             stopped = driver.stop()
             assert stopped is not None
             await asyncio.wait_for(stopped, 5)
-            await conn.invalidate()  # type: ignore[attr-defined]
+            await conn.invalidate()
         assert driver._connection is None  # closed
         loop = asyncio.get_running_loop()
         started = loop.time()
